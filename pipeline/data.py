@@ -1,0 +1,221 @@
+"""Training data: the built-in `shapes` and loaders for user data.
+
+Every loader returns float32 images shaped (N, H, W, C) with values in [0, 1],
+which is what the reference model is fed and what CheckpointForViz stores.
+No TensorFlow here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+SHAPE_NAMES = ("square", "ellipse", "heart")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
+
+
+class DataError(ValueError):
+    """User data that cannot be loaded; the message names the file and what to do."""
+
+
+# --- shapes ----------------------------------------------------------------
+
+
+def shapes(n: int = 4096, *, size: int = 64, seed: int = 0, supersample: int = 4):
+    """Return (images, factors): dSprites-like anti-aliased shapes and what made them.
+
+    images : (n, size, size, 1) float32 in [0, 1], a white shape on black.
+    factors : dict of (n,) arrays: `shape` (0 square, 1 ellipse, 2 heart),
+        `scale` (0.5..1), `rotation` (radians, 0..2 pi), `x`, `y` (centre, in
+        [0.3, 0.7] of the image width/height).
+
+    Deterministic for a seed. Anti-aliased by rendering at `supersample`
+    times the size and averaging blocks (PIL's box filter).
+    """
+    if n < 1 or size < 8:
+        raise ValueError(f"shapes needs n >= 1 and size >= 8. Received: n={n}, size={size}.")
+    rng = np.random.default_rng(seed)
+    factors = {
+        "shape": rng.integers(0, len(SHAPE_NAMES), n),
+        "scale": rng.uniform(0.5, 1.0, n),
+        "rotation": rng.uniform(0, 2 * np.pi, n),
+        "x": rng.uniform(0.3, 0.7, n),
+        "y": rng.uniform(0.3, 0.7, n),
+    }
+    from PIL import Image, ImageDraw
+
+    fine = size * supersample
+    outlines = {name: _outline(name) for name in SHAPE_NAMES}
+    images = np.empty((n, size, size, 1), np.float32)
+    for i in range(n):
+        u, v = outlines[SHAPE_NAMES[factors["shape"][i]]]
+        cos, sin = np.cos(factors["rotation"][i]), np.sin(factors["rotation"][i])
+        radius = 0.24 * factors["scale"][i] * fine
+        px = factors["x"][i] * fine + radius * (cos * u - sin * v)
+        py = factors["y"][i] * fine + radius * (sin * u + cos * v)
+        canvas = Image.new("L", (fine, fine), 0)
+        ImageDraw.Draw(canvas).polygon(list(zip(px.tolist(), py.tolist())), fill=255)
+        images[i, :, :, 0] = np.asarray(canvas.resize((size, size), Image.BOX), np.float32) / 255.0
+    return images, factors
+
+
+def _outline(name: str, points: int = 96):
+    """Return (u, v): a closed outline of a shape of about unit radius, centred at 0."""
+    t = np.linspace(0, 2 * np.pi, points, endpoint=False)
+    if name == "square":
+        return np.array([-0.8, 0.8, 0.8, -0.8]), np.array([-0.8, -0.8, 0.8, 0.8])
+    if name == "ellipse":
+        return np.cos(t), 0.55 * np.sin(t)
+    # the classic parametric heart, point up in image coordinates (y grows downwards)
+    return np.sin(t) ** 3, -(13 * np.cos(t) - 5 * np.cos(2 * t) - 2 * np.cos(3 * t) - np.cos(4 * t)) / 16
+
+
+# --- user data -------------------------------------------------------------
+
+
+def load(spec: str | Path, *, image_size: int | None = None, channels: int | None = None,
+         n: int = 4096, seed: int = 0):
+    """Return (images, names): the data a training or render command names.
+
+    spec : `shapes`, an image folder, a `.npy` / `.npz` file, or `file.h5:dataset`.
+    names : the sorted file names of an image folder, else None.
+    image_size, channels : conform images to this size and channel count.
+    """
+    spec = str(spec)
+    if spec == "shapes":
+        images, _ = shapes(n, size=image_size or 64, seed=seed)
+        names = None
+    else:
+        path, _, dataset = spec.partition(":") if _is_h5_spec(spec) else (spec, "", "")
+        p = Path(path)
+        if not p.exists():
+            raise DataError(f"Data `{spec}` does not exist. Pass `shapes`, an image folder, "
+                            f"a .npy/.npz file, or `file.h5:dataset`.")
+        if p.is_dir():
+            images, names = load_folder(p)
+        elif p.suffix in (".npy", ".npz"):
+            images, names = _load_numpy(p), None
+        elif p.suffix in (".h5", ".hdf5"):
+            images, names = _load_h5(p, dataset), None
+        else:
+            raise DataError(f"Data `{spec}` has an unknown kind `{p.suffix}`. Expected an image "
+                            f"folder, .npy, .npz, or `file.h5:dataset`.")
+    return conform(images, image_size=image_size, channels=channels), names
+
+
+def _is_h5_spec(spec: str) -> bool:
+    head, sep, _ = spec.rpartition(":")
+    return bool(sep) and Path(head).suffix in (".h5", ".hdf5")
+
+
+def _as_images(array: np.ndarray, where: str) -> np.ndarray:
+    """Return float32 (N, H, W, C) in [0, 1] from (N, H, W) or (N, H, W, C) data."""
+    array = np.asarray(array)
+    if array.ndim == 3:
+        array = array[..., None]
+    if array.ndim != 4:
+        raise DataError(f"{where}: expected images shaped (N, H, W) or (N, H, W, C), "
+                        f"received shape {array.shape}.")
+    if array.dtype.kind in "ui":
+        bits = 16 if array.dtype in (np.uint16, np.int16) or array.max(initial=0) > 255 else 8
+        return (array / (2 ** bits - 1)).astype(np.float32)
+    return array.astype(np.float32)
+
+
+def _load_numpy(path: Path) -> np.ndarray:
+    try:
+        data = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as err:
+        raise DataError(f"`{path}` is not a readable numpy file ({err}).") from err
+    if isinstance(data, np.lib.npyio.NpzFile):
+        keys = list(data.keys())
+        key = "x" if "x" in keys else "images" if "images" in keys else keys[0] if len(keys) == 1 else None
+        if key is None:
+            raise DataError(f"`{path}` holds several arrays {keys}; name one `x` or `images`.")
+        data = data[key]
+    return _as_images(data, str(path))
+
+
+def _load_h5(path: Path, dataset: str) -> np.ndarray:
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            if not dataset:
+                raise DataError(f"`{path}`: name the dataset as `{path}:NAME` "
+                                f"(this file holds {sorted(f.keys())}).")
+            return _as_images(f[dataset][()], f"{path}:{dataset}")
+    except (OSError, KeyError) as err:
+        raise DataError(f"`{path}:{dataset}` cannot be read ({err}).") from err
+
+
+def read_image(path: Path) -> np.ndarray:
+    """Return one image file as float32 (H, W, C) in [0, 1], scaled by 2^bits - 1."""
+    import imageio.v3 as iio
+
+    try:
+        array = iio.imread(path)
+    except Exception as err:  # imageio raises many kinds for a bad file
+        raise DataError(f"`{path}` is not a readable image ({type(err).__name__}: {err}).") from err
+    if array.ndim == 2:
+        array = array[..., None]
+    elif array.ndim == 3 and path.suffix.lower() in (".tif", ".tiff") and array.shape[0] < min(array.shape[1:]) \
+            and array.shape[0] <= 16 and array.shape[-1] > 16:
+        array = np.moveaxis(array, 0, -1)  # channel-first TIFF stacks, as microscopes write them
+    if array.ndim != 3:
+        raise DataError(f"`{path}`: expected a 2-D image with channels, received shape {array.shape}.")
+    if array.dtype == np.uint8:
+        return (array / 255.0).astype(np.float32)
+    if array.dtype == np.uint16:
+        return (array / 65535.0).astype(np.float32)
+    if array.dtype.kind == "f":
+        return array.astype(np.float32)
+    raise DataError(f"`{path}`: expected 8- or 16-bit or float pixels, received {array.dtype}.")
+
+
+def image_files(folder: Path) -> list[Path]:
+    """Return the image files of `folder`, sorted by name (the order indices refer to)."""
+    return sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def load_folder(folder: Path, files: list[Path] | None = None):
+    """Return (images, names) of an image folder; all images must share one shape."""
+    files = image_files(folder) if files is None else files
+    if not files:
+        raise DataError(f"`{folder}` holds no images ({', '.join(IMAGE_SUFFIXES)}).")
+    images = [read_image(p) for p in files]
+    first = images[0].shape
+    for p, im in zip(files, images):
+        if im.shape != first:
+            raise DataError(f"`{p}` has shape {im.shape}, but `{files[0]}` has {first}. "
+                            f"All images of a folder must share one shape.")
+    return np.stack(images), [p.name for p in files]
+
+
+def conform(images: np.ndarray, *, image_size: int | None = None, channels: int | None = None) -> np.ndarray:
+    """Return images centre-cropped to square, resized to `image_size`, with `channels`."""
+    images = _as_images(images, "data")
+    n, h, w, c = images.shape
+    if image_size is not None and (h, w) != (image_size, image_size):
+        side = min(h, w)
+        top, left = (h - side) // 2, (w - side) // 2
+        images = images[:, top:top + side, left:left + side]
+        images = np.stack([_resize(im, image_size) for im in images])
+    if channels is not None and channels != c:
+        if c == 1:
+            images = np.repeat(images, channels, axis=-1)
+        elif channels < c:
+            images = images[..., :channels]
+        else:
+            raise DataError(f"Data has {c} channels; the model expects {channels}.")
+    return images
+
+
+def _resize(image: np.ndarray, size: int) -> np.ndarray:
+    from PIL import Image
+
+    # PIL's "F" mode resizes float channels one at a time with antialiasing
+    planes = [np.asarray(Image.fromarray(image[..., k]).resize((size, size), Image.BILINEAR))
+              for k in range(image.shape[-1])]
+    return np.stack(planes, axis=-1)

@@ -1,0 +1,302 @@
+"""The run directory: the one contract between training and rendering.
+
+::
+
+    checkpoints/<run>/
+      run.json                          format, versions, architecture, finished flag
+      samples.h5                        indices + images of the fixed samples
+      weights/epoch_0001.weights.h5     encoder + decoder weights only
+      history.csv                       one row per epoch of the training logs
+
+Everything here is plain numpy, h5py and json: reading a run never imports
+TensorFlow. Every file is written to a temporary name in its own folder and
+renamed into place, so a reader never sees half a file.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+FORMAT = "vaeviz-run"
+FORMAT_VERSION = 1
+WEIGHTS_FORMAT = "vaeviz-weights"
+
+RUN_JSON = "run.json"
+SAMPLES_H5 = "samples.h5"
+HISTORY_CSV = "history.csv"
+WEIGHTS_DIR = "weights"
+# Only final names match: temporary files start with a dot and end in `.tmp`.
+_CHECKPOINT_RE = re.compile(r"^epoch_(\d{4,})\.weights\.h5$")
+
+
+class RunError(Exception):
+    """A directory is not a readable run (missing or corrupt run.json, samples.h5)."""
+
+
+class CheckpointError(Exception):
+    """One checkpoint cannot be read or does not fit the run's models."""
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """One weights file of a run, identified by its epoch and its bytes' stat."""
+
+    epoch: int
+    path: Path
+    size: int
+    mtime_ns: int
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    def stamp(self) -> dict:
+        """Return what identifies this file's content cheaply (name, size, mtime)."""
+        return {"name": self.name, "size": self.size, "mtime_ns": self.mtime_ns}
+
+
+def checkpoint_name(epoch: int) -> str:
+    """Return the file name of an epoch's weights, numbered from 1 as Keras does."""
+    return f"epoch_{epoch:04d}.weights.h5"
+
+
+def temp_path(path: Path) -> Path:
+    """Return a temporary name beside `path` that no listing mistakes for it."""
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to `path` through a temporary file and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_path(path)
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def atomic_write_json(path: Path, obj) -> None:
+    """Write `obj` as indented, key-sorted JSON (stable bytes for stable input)."""
+    atomic_write_bytes(path, (json.dumps(obj, indent=1, sort_keys=True) + "\n").encode())
+
+
+def _atomic_h5(path: Path, fill) -> None:
+    """Create an HDF5 file at `path` via a temporary name; `fill(h5file)` writes it."""
+    import h5py
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_path(path)
+    try:
+        with h5py.File(tmp, "w") as f:
+            fill(f)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+# --- run.json --------------------------------------------------------------
+
+
+def read_run(run_dir: Path) -> dict:
+    """Return the parsed run.json of `run_dir`, or raise RunError saying what is wrong."""
+    run_dir = Path(run_dir)
+    path = run_dir / RUN_JSON
+    if not run_dir.is_dir():
+        raise RunError(f"`{run_dir}` is not a directory. Pass a run directory "
+                       f"written by CheckpointForViz (it holds {RUN_JSON} and {WEIGHTS_DIR}/).")
+    if not path.is_file():
+        raise RunError(f"`{run_dir}` is not a run directory: it has no {RUN_JSON}. "
+                       f"Pass the folder given to CheckpointForViz(run_dir) during training.")
+    try:
+        info = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise RunError(f"`{path}` is not readable JSON ({err}). The run's architecture is "
+                       f"lost; re-create it by training again with CheckpointForViz.") from err
+    if not isinstance(info, dict) or info.get("format") != FORMAT:
+        raise RunError(f"`{path}` is not a vaeviz run file: expected format `{FORMAT}`, "
+                       f"received `{info.get('format') if isinstance(info, dict) else type(info).__name__}`.")
+    if info.get("format_version", 0) > FORMAT_VERSION:
+        raise RunError(f"`{path}` has format version {info['format_version']}, newer than this "
+                       f"vaeviz reads ({FORMAT_VERSION}). Upgrade vaeviz.")
+    for key in ("encoder", "decoder", "input_shape", "latent_dim", "value_range"):
+        if key not in info:
+            raise RunError(f"`{path}` lacks `{key}`; it was not written by CheckpointForViz.")
+    return info
+
+
+def write_run(run_dir: Path, info: dict) -> None:
+    """Write run.json atomically."""
+    atomic_write_json(Path(run_dir) / RUN_JSON, {"format": FORMAT, "format_version": FORMAT_VERSION, **info})
+
+
+# --- samples.h5 ------------------------------------------------------------
+
+
+def choose_indices(n_total: int, n_samples: int, seed: int) -> np.ndarray:
+    """Return `n_samples` sorted indices into `range(n_total)`, without replacement."""
+    if not 1 <= n_samples <= n_total:
+        raise ValueError(f"n_samples must be between 1 and the number of images ({n_total}). "
+                         f"Received: n_samples={n_samples}.")
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(n_total, size=n_samples, replace=False)).astype(np.int64)
+
+
+def write_samples(path: Path, *, indices, images, names=None, seed: int, source: str) -> None:
+    """Write the fixed samples (indices, images exactly as fed, optional file names)."""
+    def fill(f):
+        f.create_dataset("indices", data=np.asarray(indices, dtype=np.int64))
+        f.create_dataset("images", data=np.asarray(images))
+        if names is not None:
+            f.create_dataset("names", data=np.asarray([str(n) for n in names], dtype=object),
+                             dtype=__import__("h5py").string_dtype())
+        f.attrs["seed"] = seed
+        f.attrs["source"] = source
+
+    _atomic_h5(path, fill)
+
+
+def read_samples(path: Path) -> dict:
+    """Return {"indices", "images", "names" (or None), "seed", "source"} from a samples file."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            names = [n.decode() if isinstance(n, bytes) else str(n) for n in f["names"][()]] \
+                if "names" in f else None
+            return {"indices": f["indices"][()], "images": f["images"][()], "names": names,
+                    "seed": int(f.attrs.get("seed", 0)), "source": str(f.attrs.get("source", ""))}
+    except (OSError, KeyError) as err:
+        raise RunError(f"`{path}` is not a readable samples file ({err}). Delete it and pass "
+                       f"`--data PATH` to choose the samples again from the training data.") from err
+
+
+# --- weights ---------------------------------------------------------------
+
+
+def list_checkpoints(run_dir: Path) -> list[Checkpoint]:
+    """Return the run's complete checkpoints, sorted by epoch (temporary files excluded)."""
+    folder = Path(run_dir) / WEIGHTS_DIR
+    found = []
+    if folder.is_dir():
+        for entry in os.scandir(folder):
+            m = _CHECKPOINT_RE.match(entry.name)
+            if m and entry.is_file():
+                st = entry.stat()
+                found.append(Checkpoint(int(m.group(1)), Path(entry.path), st.st_size, st.st_mtime_ns))
+    return sorted(found, key=lambda c: c.epoch)
+
+
+def write_weights(path: Path, parts: dict[str, list[np.ndarray]], *, epoch: int) -> None:
+    """Write {"encoder": [arrays], "decoder": [arrays]} (in model.weights order) atomically."""
+    def fill(f):
+        f.attrs["format"] = WEIGHTS_FORMAT
+        f.attrs["epoch"] = epoch
+        for part, arrays in parts.items():
+            group = f.create_group(part)
+            group.attrs["count"] = len(arrays)
+            for i, array in enumerate(arrays):
+                group.create_dataset(f"{i:04d}", data=array)
+
+    _atomic_h5(path, fill)
+
+
+def read_weights(path: Path) -> dict[str, list[np.ndarray]]:
+    """Return {"encoder": [...], "decoder": [...]} arrays, or raise CheckpointError."""
+    import h5py
+
+    path = Path(path)
+    try:
+        with h5py.File(path, "r") as f:
+            if f.attrs.get("format") != WEIGHTS_FORMAT:
+                raise CheckpointError(f"{path.name}: not a vaeviz weights file "
+                                      f"(no `format={WEIGHTS_FORMAT}` attribute)")
+            parts = {}
+            for part in ("encoder", "decoder"):
+                if part not in f:
+                    raise CheckpointError(f"{path.name}: has no `{part}` weights")
+                group = f[part]
+                parts[part] = [group[f"{i:04d}"][()] for i in range(int(group.attrs["count"]))]
+            return parts
+    except CheckpointError:
+        raise
+    except (OSError, KeyError, ValueError) as err:
+        size = path.stat().st_size if path.exists() else 0
+        reason = "empty file" if size == 0 else f"unreadable HDF5 ({err})"
+        raise CheckpointError(f"{path.name}: {reason}") from err
+
+
+# --- history.csv -----------------------------------------------------------
+
+
+def read_history(path: Path) -> list[dict]:
+    """Return history.csv rows as dicts of floats (epoch as int); [] if absent."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    rows = []
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            try:
+                rows.append({k: (int(v) if k == "epoch" else float(v)) for k, v in row.items() if v != ""})
+            except (TypeError, ValueError):
+                continue  # a damaged line costs that epoch's row, not the file
+    return rows
+
+
+def append_history(path: Path, epoch: int, logs: dict) -> None:
+    """Add one epoch's logs to history.csv (rewritten atomically; columns may grow)."""
+    rows = [r for r in read_history(path) if r["epoch"] != epoch]
+    rows.append({"epoch": epoch, **{k: float(v) for k, v in (logs or {}).items()}})
+    columns = ["epoch"] + sorted({k for r in rows for k in r} - {"epoch"})
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for r in sorted(rows, key=lambda r: r["epoch"]):
+        writer.writerow({k: (repr(v) if isinstance(v, float) else v) for k, v in r.items()})
+    atomic_write_bytes(path, out.getvalue().encode())
+
+
+def last_epoch(run_dir: Path) -> int:
+    """Return the last epoch the run recorded (history or checkpoints), 0 if none."""
+    run_dir = Path(run_dir)
+    epochs = [r["epoch"] for r in read_history(run_dir / HISTORY_CSV)]
+    epochs += [c.epoch for c in list_checkpoints(run_dir)]
+    return max(epochs, default=0)
+
+
+# --- schedule --------------------------------------------------------------
+
+
+def log_epochs(up_to: int) -> list[int]:
+    """Return the log-spaced epochs <= up_to: 1, 2, 3, 4, 5, 6, 8, 10, 13, 16, 20, ...
+
+    These are round(10 ** (k / 10)): ten per decade, denser than every epoch
+    only where rounding merges them (the first few).
+    """
+    epochs, k = [], 0
+    while (e := round(10 ** (k / 10))) <= up_to:
+        if not epochs or e != epochs[-1]:
+            epochs.append(e)
+        k += 1
+    return epochs
+
+
+def is_scheduled(epoch: int, every) -> bool:
+    """Return whether `epoch` (from 1) gets a checkpoint under `every` (int or "log")."""
+    if every == "log":
+        return epoch in log_epochs(epoch)
+    return epoch % every == 0

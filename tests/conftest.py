@@ -1,0 +1,67 @@
+"""Shared fixtures: tiny data and one tiny trained run directory.
+
+Keras is imported inside the fixtures, so tests that need no model
+(run format, data loaders) never pay for TensorFlow.
+"""
+
+import os
+
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"  # before any TensorFlow import, here or in a subprocess
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+TINY = {"image_size": 16, "channels": 1, "filters": 4}
+
+
+@dataclass
+class TinyRun:
+    """A run directory written by CheckpointForViz during a 3-epoch fit of `model` on `x`."""
+
+    run_dir: Path
+    model: object  # the trained ImageVAE, weights as at the last epoch
+    x: np.ndarray  # (256, 16, 16, 1) float32 training images
+
+
+@pytest.fixture(scope="session")
+def shapes16():
+    """Return (256, 16, 16, 1) float32 shapes images in [0, 1]."""
+    from pipeline.data import shapes
+
+    images, _ = shapes(256, size=16)
+    return images
+
+
+@pytest.fixture(scope="session")
+def make_tiny_vae():
+    """Return `make(latent_dim=3)`: a new compiled ImageVAE of 16x16x1 images, seeded."""
+    import keras
+
+    from pipeline.model import ImageVAE
+
+    def make(latent_dim=3):
+        keras.utils.set_random_seed(0)
+        model = ImageVAE(latent_dim=latent_dim, **TINY)
+        model.compile(optimizer=keras.optimizers.Adam(1e-3))
+        return model
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, shapes16, make_tiny_vae):
+    """Return a TinyRun: ImageVAE(latent_dim=3) fitted 3 epochs with CheckpointForViz(n_samples=9).
+
+    Shared by the session: do not train `model` further or write into `run_dir`;
+    copy the folder (shutil.copytree) to change it.
+    """
+    from pipeline.callback import CheckpointForViz
+
+    run_dir = tmp_path_factory.mktemp("tiny") / "run"
+    model = make_tiny_vae()
+    model.fit(shapes16, epochs=3, batch_size=64, verbose=0,
+              callbacks=[CheckpointForViz(run_dir, shapes16, n_samples=9)])
+    return TinyRun(run_dir=run_dir, model=model, x=shapes16)

@@ -1,0 +1,165 @@
+"""Training data (pipeline/data.py): the built-in shapes and loaders for user data."""
+
+import h5py
+import imageio.v3 as iio
+import numpy as np
+import pytest
+import tifffile
+
+from pipeline import data
+from pipeline.data import DataError
+
+# --- shapes ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def shapes64():
+    return data.shapes(40, seed=1)
+
+
+def test_shapes_images_shape_and_range(shapes64):
+    images, _ = shapes64
+    assert images.shape == (40, 64, 64, 1)
+    assert images.dtype == np.float32
+    assert images.min() >= 0.0 and images.max() <= 1.0
+    assert images.max() == 1.0  # a white shape on black, not a blank image
+    assert images.mean() > 0.01
+
+
+def test_shapes_factors(shapes64):
+    _, factors = shapes64
+    assert set(factors) == {"shape", "scale", "rotation", "x", "y"}
+    assert all(len(v) == 40 for v in factors.values())
+    assert set(np.unique(factors["shape"])) <= {0, 1, 2}
+    assert factors["x"].min() >= 0.3 and factors["x"].max() <= 0.7
+
+
+def test_shapes_deterministic_for_a_seed(shapes64):
+    images, factors = data.shapes(40, seed=1)
+    np.testing.assert_array_equal(images, shapes64[0])
+    for key, value in factors.items():
+        np.testing.assert_array_equal(value, shapes64[1][key])
+
+
+def test_shapes_differ_for_another_seed(shapes64):
+    images, factors = data.shapes(40, seed=2)
+    assert not np.array_equal(images, shapes64[0])
+    assert not np.array_equal(factors["x"], shapes64[1]["x"])
+
+
+def test_shapes_x_factor_moves_the_centre_of_mass(shapes64):
+    images, factors = shapes64
+    columns = np.arange(64) + 0.5
+    mass = images[..., 0].sum(axis=(1, 2))
+    centre_x = (images[..., 0].sum(axis=1) * columns).sum(axis=1) / mass / 64
+    assert np.corrcoef(centre_x, factors["x"])[0, 1] > 0.9
+    np.testing.assert_allclose(centre_x, factors["x"], atol=0.1)
+
+
+# --- image folders ---------------------------------------------------------
+
+
+def test_16_bit_tiff_folder_scales_by_65535(tmp_path):
+    tifffile.imwrite(tmp_path / "a.tif", np.full((8, 8), 65535, np.uint16))
+    tifffile.imwrite(tmp_path / "b.tif", np.full((8, 8), 32768, np.uint16))
+    images, names = data.load(tmp_path)
+    assert names == ["a.tif", "b.tif"]
+    assert images.shape == (2, 8, 8, 1)
+    assert images.dtype == np.float32
+    np.testing.assert_allclose(images[0], 1.0)
+    np.testing.assert_allclose(images[1], 32768 / 65535, rtol=1e-6)
+
+
+def test_5_channel_tiff_folder(tmp_path):
+    rng = np.random.default_rng(0)
+    arrays = [rng.integers(0, 65536, (12, 10, 5), dtype=np.uint16) for _ in range(3)]
+    for i, array in enumerate(arrays):
+        tifffile.imwrite(tmp_path / f"cell_{i}.tiff", array)
+    images, names = data.load_folder(tmp_path)
+    assert images.shape == (3, 12, 10, 5)
+    assert names == ["cell_0.tiff", "cell_1.tiff", "cell_2.tiff"]
+    np.testing.assert_allclose(images, np.stack(arrays) / 65535, rtol=1e-6)
+
+
+def test_8_bit_png_folder_scales_by_255(tmp_path):
+    iio.imwrite(tmp_path / "a.png", np.full((8, 8), 51, np.uint8))
+    images, _ = data.load(tmp_path)
+    np.testing.assert_allclose(images, 0.2, rtol=1e-6)
+
+
+def test_load_resizes_to_image_size(tmp_path):
+    for i in range(2):
+        iio.imwrite(tmp_path / f"{i}.png", np.full((20, 30), 255, np.uint8))
+    images, _ = data.load(tmp_path, image_size=8)
+    assert images.shape == (2, 8, 8, 1)
+    np.testing.assert_allclose(images, 1.0, atol=1e-6)
+
+
+def test_load_conforms_channels(tmp_path):
+    iio.imwrite(tmp_path / "a.png", np.full((8, 8), 255, np.uint8))
+    images, _ = data.load(tmp_path, channels=3)
+    assert images.shape == (1, 8, 8, 3)
+
+
+def test_empty_folder_raises_naming_it(tmp_path):
+    folder = tmp_path / "empty_images"
+    folder.mkdir()
+    (folder / "readme.txt").write_text("not an image")
+    with pytest.raises(DataError, match="empty_images"):
+        data.load(folder)
+
+
+def test_mixed_shapes_raise_naming_the_file(tmp_path):
+    iio.imwrite(tmp_path / "a.png", np.zeros((8, 8), np.uint8))
+    iio.imwrite(tmp_path / "b_odd.png", np.zeros((9, 8), np.uint8))
+    with pytest.raises(DataError, match="b_odd.png"):
+        data.load(tmp_path)
+
+
+def test_unreadable_file_raises_naming_it(tmp_path):
+    iio.imwrite(tmp_path / "a.png", np.zeros((8, 8), np.uint8))
+    (tmp_path / "x.png").write_bytes(b"\x00garbage, not a PNG\xff" * 20)
+    with pytest.raises(DataError, match="x.png"):
+        data.load(tmp_path)
+
+
+def test_missing_path_raises(tmp_path):
+    with pytest.raises(DataError, match="nowhere"):
+        data.load(tmp_path / "nowhere")
+
+
+# --- array files -----------------------------------------------------------
+
+
+def test_load_npy(tmp_path):
+    array = np.random.default_rng(0).random((4, 8, 8)).astype(np.float32)
+    np.save(tmp_path / "x.npy", array)
+    images, names = data.load(tmp_path / "x.npy")
+    assert names is None
+    assert images.shape == (4, 8, 8, 1)
+    np.testing.assert_array_equal(images[..., 0], array)
+
+
+def test_load_npz(tmp_path):
+    array = np.arange(2 * 4 * 4 * 3, dtype=np.uint8).reshape(2, 4, 4, 3)
+    np.savez(tmp_path / "d.npz", images=array, labels=np.arange(2))
+    images, _ = data.load(tmp_path / "d.npz")
+    assert images.shape == (2, 4, 4, 3)
+    np.testing.assert_allclose(images, array / 255, rtol=1e-6)
+
+
+def test_load_h5_dataset_spec(tmp_path):
+    array = np.random.default_rng(0).random((5, 8, 8, 2)).astype(np.float32)
+    with h5py.File(tmp_path / "d.h5", "w") as f:
+        f["group/train"] = array
+        f["other"] = np.zeros((1, 8, 8))
+    images, names = data.load(f"{tmp_path / 'd.h5'}:group/train")
+    assert names is None
+    np.testing.assert_array_equal(images, array)
+
+
+def test_load_h5_without_dataset_names_the_choices(tmp_path):
+    with h5py.File(tmp_path / "d.h5", "w") as f:
+        f["train"] = np.zeros((1, 8, 8))
+    with pytest.raises(DataError, match="train"):
+        data.load(tmp_path / "d.h5")
