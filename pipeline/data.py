@@ -94,9 +94,9 @@ def load(spec: str | Path, *, image_size: int | None = None, channels: int | Non
                             f"a .npy/.npz file, or `file.h5:dataset`.")
         if p.is_dir():
             images, names = load_folder(p)
-        elif p.suffix in (".npy", ".npz"):
+        elif p.suffix.lower() in (".npy", ".npz"):
             images, names = _load_numpy(p), None
-        elif p.suffix in (".h5", ".hdf5"):
+        elif p.suffix.lower() in (".h5", ".hdf5"):
             images, names = _load_h5(p, dataset), None
         else:
             raise DataError(f"Data `{spec}` has an unknown kind `{p.suffix}`. Expected an image "
@@ -106,7 +106,7 @@ def load(spec: str | Path, *, image_size: int | None = None, channels: int | Non
 
 def _is_h5_spec(spec: str) -> bool:
     head, sep, _ = spec.rpartition(":")
-    return bool(sep) and Path(head).suffix in (".h5", ".hdf5")
+    return bool(sep) and Path(head).suffix.lower() in (".h5", ".hdf5")
 
 
 def _as_images(array: np.ndarray, where: str) -> np.ndarray:
@@ -145,6 +145,9 @@ def _load_h5(path: Path, dataset: str) -> np.ndarray:
             if not dataset:
                 raise DataError(f"`{path}`: name the dataset as `{path}:NAME` "
                                 f"(this file holds {sorted(f.keys())}).")
+            if not isinstance(f.get(dataset), h5py.Dataset):
+                raise DataError(f"`{path}:{dataset}` is not a dataset; pass one of "
+                                f"{sorted(k for k, v in f.items() if isinstance(v, h5py.Dataset))}.")
             return _as_images(f[dataset][()], f"{path}:{dataset}")
     except (OSError, KeyError) as err:
         raise DataError(f"`{path}:{dataset}` cannot be read ({err}).") from err

@@ -21,7 +21,7 @@ def _check_size(image_size: int, channels: int, latent_dim: int) -> None:
         raise ValueError(f"latent_dim must be at least 1. Received: latent_dim={latent_dim}.")
 
 
-def build_encoder(image_size: int, channels: int, latent_dim: int, filters: int = 32) -> keras.Model:
+def build_encoder(image_size: int, channels: int, latent_dim: int, filters: int = 16) -> keras.Model:
     """Return a functional encoder: (size, size, channels) -> [z_mean, z_log_var]."""
     inputs = keras.Input((image_size, image_size, channels), name="image")
     x = inputs
@@ -34,7 +34,7 @@ def build_encoder(image_size: int, channels: int, latent_dim: int, filters: int 
     return keras.Model(inputs, [z_mean, z_log_var], name="encoder")
 
 
-def build_decoder(image_size: int, channels: int, latent_dim: int, filters: int = 32) -> keras.Model:
+def build_decoder(image_size: int, channels: int, latent_dim: int, filters: int = 16) -> keras.Model:
     """Return a functional decoder: (latent_dim,) -> (size, size, channels) in [0, 1]."""
     side = image_size // 8
     z = keras.Input((latent_dim,), name="z")
@@ -55,7 +55,7 @@ class ImageVAE(keras.Model):
     averaged over the batch; `loss`, `recon` and `kl` are logged each epoch.
     """
 
-    def __init__(self, *, image_size=64, channels=1, latent_dim=10, filters=32, beta=1.0, **kwargs):
+    def __init__(self, *, image_size=64, channels=1, latent_dim=10, filters=16, beta=1.0, **kwargs):
         super().__init__(**kwargs)
         _check_size(image_size, channels, latent_dim)
         self.image_size, self.channels, self.latent_dim = image_size, channels, latent_dim

@@ -10,7 +10,6 @@ imported only when a frame must actually be drawn.
 
 from __future__ import annotations
 
-import math
 import sys
 import time
 from dataclasses import dataclass, field
@@ -91,7 +90,7 @@ def render(run_dir, *, out_dir=None, every=None, epochs=None, walk_steps=10, wal
     """Render the selected checkpoints of `run_dir` into `out_dir`; return a Summary.
 
     Raises RunError for a folder that cannot be rendered (nothing written then).
-    `progress(n)` is called as checkpoints finish.
+    `progress(done, total)` is called as checkpoints to render finish.
     """
     from pipeline import batch, grid, writers
 
@@ -155,6 +154,7 @@ def render(run_dir, *, out_dir=None, every=None, epochs=None, walk_steps=10, wal
             "safe_mode": safe_mode, "imports": list(imports),
         } for chunk in chunks if len(chunk)]
         log(f"rendering {len(tasks)} checkpoints with {n_jobs} job(s) x {threads} thread(s)")
+        done = 0
         for results in batch.run_jobs(jobs_list, n_jobs=n_jobs):
             for result in results:
                 if result["error"]:
@@ -166,8 +166,9 @@ def render(run_dir, *, out_dir=None, every=None, epochs=None, walk_steps=10, wal
                     summary.frames += len(result["files"])
                     files.update(result["files"])
             writers.write_json(out_dir / plan.MANIFEST, manifest)  # progress survives a crash
+            done += len(results)
             if progress:
-                progress(len(results))
+                progress(done, len(tasks))
 
     _build_gifs(out_dir, manifest, selected, views, fps=fps, force=force, summary=summary)
     writers.write_json(out_dir / plan.MANIFEST, manifest)
@@ -267,17 +268,20 @@ def main(run_dir, out_dir, every, epochs, walk_steps, walk_range, pad, channels,
                                  param_hint="--walk-range")
     say = (lambda msg: click.echo(msg, err=True)) if not quiet else (lambda msg: None)
     bar = None
-    show_bar = not quiet and sys.stderr.isatty()
-    try:
-        if show_bar:
-            n = len(run.list_checkpoints(run_dir))
-            bar = click.progressbar(length=n if every is None else math.ceil(n / every) + 1,
-                                    label="rendering", file=sys.stderr)
+
+    def progress(done, total):
+        nonlocal bar
+        if bar is None:
+            bar = click.progressbar(length=total, label="rendering", file=sys.stderr)
             bar.__enter__()
+        bar.update(done - bar.pos)
+
+    try:
         summary = render(run_dir, out_dir=out_dir, every=every, epochs=epochs, walk_steps=walk_steps,
                          walk_range=walk_range, pad=pad, channels=channels, data=data, fps=fps, jobs=jobs,
                          force=force, safe_mode=not unsafe, imports=imports,
-                         progress=bar.update if bar else None, log=say if verbose else (lambda m: None))
+                         progress=progress if not quiet and sys.stderr.isatty() else None,
+                         log=say if verbose else (lambda m: None))
     except RunError as err:
         if verbose:
             raise

@@ -219,6 +219,8 @@ def read_weights(path: Path) -> dict[str, list[np.ndarray]]:
     import h5py
 
     path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path.name}: missing (deleted while rendering?)")
     try:
         with h5py.File(path, "r") as f:
             if f.attrs.get("format") != WEIGHTS_FORMAT:
@@ -234,8 +236,7 @@ def read_weights(path: Path) -> dict[str, list[np.ndarray]]:
     except CheckpointError:
         raise
     except (OSError, KeyError, ValueError) as err:
-        size = path.stat().st_size if path.exists() else 0
-        reason = "empty file" if size == 0 else f"unreadable HDF5 ({err})"
+        reason = "empty file" if path.stat().st_size == 0 else f"unreadable HDF5 ({err})"
         raise CheckpointError(f"{path.name}: {reason}") from err
 
 

@@ -1,0 +1,256 @@
+"""The render pipeline, end to end through the CLI: files, layout, selection,
+determinism, incrementality, portability and exit codes."""
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from pipeline import run
+from pipeline.render import main
+
+EPOCHS, LATENT, N_SAMPLES, SIZE, PAD, STEPS = 12, 3, 9, 16, 2, 10
+
+
+@pytest.fixture(scope="module")
+def run12(tmp_path_factory, shapes16, make_tiny_vae):
+    """Return a run directory of 12 epochs (latent_dim 3, 9 samples of 16x16)."""
+    from pipeline.callback import CheckpointForViz
+
+    run_dir = tmp_path_factory.mktemp("render") / "run12"
+    make_tiny_vae(latent_dim=LATENT).fit(
+        shapes16[:128], epochs=EPOCHS, batch_size=64, verbose=0,
+        callbacks=[CheckpointForViz(run_dir, shapes16, n_samples=N_SAMPLES)])
+    return run_dir
+
+
+def render(*args):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def digests(folder: Path) -> dict:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.suffix in (".png", ".gif")}
+
+
+def gif_frames(path: Path) -> list[np.ndarray]:
+    with Image.open(path) as im:
+        frames = []
+        for i in range(im.n_frames):
+            im.seek(i)
+            frames.append(np.asarray(im.convert("L")))
+        return frames
+
+
+@pytest.fixture(scope="module")
+def rendered(run12, tmp_path_factory):
+    out = tmp_path_factory.mktemp("out") / "o"
+    result = render(run12, "--out", out, "--jobs", 1)
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_one_recon_and_one_walk_frame_per_epoch(rendered):
+    for view in ("recon", "walk"):
+        names = sorted(p.name for p in (rendered / view).iterdir())
+        assert names == [f"epoch_{e:04d}.png" for e in range(1, EPOCHS + 1)]
+
+
+def test_walk_has_one_row_per_latent_and_steps_columns(rendered):
+    walk = np.asarray(Image.open(rendered / "walk" / "epoch_0012.png"))
+    assert walk.shape == (LATENT * (SIZE + PAD) + PAD, STEPS * (SIZE + PAD) + PAD)
+
+
+def test_recon_layout_equals_inputs_layout(rendered):
+    inputs = Image.open(rendered / "inputs.png")
+    recon = Image.open(rendered / "recon" / "epoch_0001.png")
+    assert inputs.size == recon.size == (3 * (SIZE + PAD) + PAD,) * 2
+    assert inputs.mode == recon.mode == "L"  # 1-channel data stays grayscale
+
+
+def test_inputs_png_shows_the_samples_exactly(rendered, run12):
+    samples = run.read_samples(run12 / run.SAMPLES_H5)["images"]
+    inputs = np.asarray(Image.open(rendered / "inputs.png"))
+    first_tile = inputs[PAD:PAD + SIZE, PAD:PAD + SIZE]
+    np.testing.assert_array_equal(first_tile, np.rint(samples[0, ..., 0] * 255).astype(np.uint8))
+
+
+def test_each_gif_has_one_frame_per_epoch_in_epoch_order_captioned_above_the_grid(rendered):
+    for view in ("recon", "walk"):
+        frames = gif_frames(rendered / f"{view}.gif")
+        assert len(frames) == EPOCHS
+        for epoch, frame in enumerate(frames, start=1):
+            png = np.asarray(Image.open(rendered / view / f"epoch_{epoch:04d}.png"))
+            band = frame.shape[0] - png.shape[0]
+            assert band > 0
+            np.testing.assert_array_equal(frame[band:], png)  # the caption never covers a tile
+    with Image.open(rendered / "walk.gif") as im:
+        assert im.info["loop"] == 0 and im.info["duration"] == 200  # forever, 5 fps
+
+
+def test_every_5_of_12_renders_5_10_and_12(run12, tmp_path):
+    result = render(run12, "--out", tmp_path, "--every", 5, "--jobs", 1)
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "recon").iterdir()) == \
+        ["epoch_0005.png", "epoch_0010.png", "epoch_0012.png"]
+    assert len(gif_frames(tmp_path / "walk.gif")) == 3
+
+
+def test_epochs_picks_explicitly(run12, tmp_path):
+    assert render(run12, "--out", tmp_path, "--epochs", "1,3-4", "-j", 1).exit_code == 0
+    assert sorted(p.name for p in (tmp_path / "walk").iterdir()) == \
+        ["epoch_0001.png", "epoch_0003.png", "epoch_0004.png"]
+
+
+def test_two_jobs_give_the_same_bytes_as_one_and_as_a_second_render(run12, rendered, tmp_path):
+    result = render(run12, "--out", tmp_path / "two", "--jobs", 2)
+    assert result.exit_code == 0, result.output
+    again = render(run12, "--out", tmp_path / "again", "--jobs", 1)
+    assert again.exit_code == 0
+    reference = digests(rendered)
+    assert len(reference) == 2 * EPOCHS + 3
+    assert digests(tmp_path / "two") == reference
+    assert digests(tmp_path / "again") == reference
+
+
+def test_second_run_renders_nothing_and_does_not_import_tensorflow(run12, rendered, tmp_path):
+    out = tmp_path / "o"
+    shutil.copytree(rendered, out)
+    code = ("import sys\nfrom pipeline.render import main\n"
+            f"try:\n    main([{str(run12)!r}, '--out', {str(out)!r}])\n"
+            "except SystemExit as e:\n    assert e.code in (0, None), e.code\n"
+            "print('TF_IMPORTED' if 'tensorflow' in sys.modules else 'TF_NOT_IMPORTED')\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "nothing to render" in proc.stdout
+    assert "TF_NOT_IMPORTED" in proc.stdout
+
+
+def test_touching_one_checkpoint_rerenders_only_that_epoch_and_the_gifs(run12, rendered, tmp_path):
+    run_dir, out = tmp_path / "run", tmp_path / "out"
+    shutil.copytree(run12, run_dir)
+    shutil.copytree(rendered, out)
+    # the manifest stamps checkpoints by name, size and mtime: copying changed the mtimes
+    assert render(run_dir, "--out", out, "-j", 1).exit_code == 0
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*.png")}
+    gif_before = (out / "walk.gif").stat().st_mtime_ns
+    ckpt = run_dir / run.WEIGHTS_DIR / run.checkpoint_name(7)
+    os.utime(ckpt, ns=(ckpt.stat().st_atime_ns, ckpt.stat().st_mtime_ns + 10**9))
+    result = render(run_dir, "--out", out, "-j", 1)
+    assert result.exit_code == 0
+    assert "rendered 1 checkpoints (2 frames)" in result.output
+    changed = {p.relative_to(out).as_posix() for p, t in before.items() if p.stat().st_mtime_ns != t}
+    assert changed == {"recon/epoch_0007.png", "walk/epoch_0007.png"}
+    assert (out / "walk.gif").stat().st_mtime_ns != gif_before
+
+
+def test_a_copied_run_renders_the_same_without_training_code_or_data(run12, rendered, tmp_path):
+    elsewhere = tmp_path / "elsewhere" / "run12"
+    shutil.copytree(run12, elsewhere)
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.run([sys.executable, "-m", "pipeline.render", str(elsewhere), "--out", str(out), "-j", "1"],
+                          capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert digests(out) == digests(rendered)
+
+
+def test_default_out_is_outputs_slash_run_name(run12, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert render(run12, "--epochs", "12", "-j", 1).exit_code == 0
+    assert (tmp_path / "outputs" / "run12" / "walk" / "epoch_0012.png").is_file()
+
+
+def test_help_does_not_import_tensorflow():
+    code = ("import sys\nfrom click.testing import CliRunner\nfrom pipeline.render import main\n"
+            "r = CliRunner().invoke(main, ['--help'])\nassert r.exit_code == 0 and '--every' in r.output\n"
+            "print('tensorflow' in sys.modules, 'keras' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["False", "False"]
+
+
+# --- errors ----------------------------------------------------------------
+
+
+def test_a_folder_that_is_not_a_run_exits_2_saying_what_is_missing(tmp_path):
+    result = render(tmp_path, "--out", tmp_path / "o")
+    assert result.exit_code == 2
+    assert "run.json" in result.output and "Traceback" not in result.output
+
+
+def test_a_run_without_checkpoints_exits_2(run12, tmp_path):
+    run_dir = tmp_path / "r"
+    run_dir.mkdir()
+    shutil.copy(run12 / run.RUN_JSON, run_dir)
+    result = render(run_dir, "--out", tmp_path / "o")
+    assert result.exit_code == 2 and "no checkpoints" in result.output
+
+
+def test_bad_usage_exits_2(run12, tmp_path):
+    assert render(run12, "--epochs", "x-y").exit_code == 2
+    assert render(run12, "--walk-range", "0.9", "0.1").exit_code == 2
+    assert render(run12, "--out", tmp_path, "--channels", "0,3").exit_code == 2
+
+
+def test_a_corrupt_checkpoint_is_named_the_others_render_and_exit_is_1(run12, tmp_path):
+    run_dir = tmp_path / "run"
+    shutil.copytree(run12, run_dir)
+    bad = run_dir / run.WEIGHTS_DIR / run.checkpoint_name(5)
+    bad.write_bytes(bad.read_bytes()[:1000])  # truncated
+    (run_dir / run.WEIGHTS_DIR / run.checkpoint_name(6)).write_bytes(b"")  # zero bytes
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, [str(run_dir), "--out", str(out), "-j", "1"])
+    assert result.exit_code == 1
+    assert "epoch_0005.weights.h5" in result.output and "epoch_0006.weights.h5: empty file" in result.output
+    assert "Traceback" not in result.output
+    assert len(list((out / "recon").iterdir())) == EPOCHS - 2
+    assert len(gif_frames(out / "recon.gif")) == EPOCHS - 2
+
+
+def test_render_leaves_no_temporary_files(rendered):
+    assert [p for p in rendered.rglob("*") if p.name.startswith(".")] == []
+
+
+# --- runs without samples --------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def bare_run(tmp_path_factory, shapes16, make_tiny_vae):
+    """Return a run trained with the bare CheckpointForViz(run_dir): no samples.h5."""
+    from pipeline.callback import CheckpointForViz
+
+    run_dir = tmp_path_factory.mktemp("bare") / "bare"
+    make_tiny_vae(latent_dim=LATENT).fit(shapes16[:64], epochs=2, batch_size=64, verbose=0,
+                                         callbacks=[CheckpointForViz(run_dir)])
+    return run_dir
+
+
+def test_a_run_without_samples_renders_the_walk_only_and_says_why(bare_run, tmp_path):
+    result = render(bare_run, "--out", tmp_path, "-j", 1)
+    assert result.exit_code == 0, result.output
+    assert "walk only" in result.output and "--data" in result.output
+    assert (tmp_path / "walk.gif").is_file()
+    assert not (tmp_path / "recon").exists() and not (tmp_path / "inputs.png").exists()
+
+
+def test_data_gives_a_bare_run_its_samples_chosen_with_the_runs_seed(bare_run, shapes16, tmp_path):
+    data = tmp_path / "x.npy"
+    np.save(data, shapes16)
+    out = tmp_path / "out"
+    result = render(bare_run, "--out", out, "--data", data, "-j", 1)
+    assert result.exit_code == 0, result.output
+    recorded = run.read_samples(out / run.SAMPLES_H5)
+    expected = run.choose_indices(len(shapes16), 64, 0)
+    np.testing.assert_array_equal(recorded["indices"], expected)
+    np.testing.assert_array_equal(recorded["images"], shapes16[expected])
+    assert (out / "inputs.png").is_file() and len(list((out / "recon").iterdir())) == 2
+    # the same data again: the samples file is kept, nothing re-renders
+    assert "nothing to render" in render(bare_run, "--out", out, "--data", data, "-j", 1).output
