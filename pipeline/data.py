@@ -157,8 +157,10 @@ def read_image(path: Path) -> np.ndarray:
     """Return one image file as float32 (H, W, C) in [0, 1], scaled by 2^bits - 1."""
     import imageio.v3 as iio
 
+    # pick the plugin by suffix: guessing would try every format, DICOM included
+    plugin = "tifffile" if path.suffix.lower() in (".tif", ".tiff") else "pillow"
     try:
-        array = iio.imread(path)
+        array = iio.imread(path, plugin=plugin)
     except Exception as err:  # imageio raises many kinds for a bad file
         raise DataError(f"`{path}` is not a readable image ({type(err).__name__}: {err}).") from err
     if array.ndim == 2:
