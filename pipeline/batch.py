@@ -69,24 +69,118 @@ def _samples(path: str | None):
     return _SAMPLES[key]
 
 
-def view_grids(models, samples, views: list[str], settings: dict) -> dict[str, np.ndarray]:
-    """Return {view: uint8 grid} of the checkpoint loaded in `models`."""
-    from pipeline.frames import walk_codes
+INACTIVE_GRAY = 100  # label gray of a latent whose KL is below --active-kl
+LABEL_WIDTH = 64
+
+
+def latent_stats(z_mean, z_log_var) -> dict:
+    """Return {"kl": per-dim KL or None, "mean", "std"} of z_mean over the samples (lists)."""
+    from pipeline.frames import kl_per_dim
+
+    return {"kl": None if z_log_var is None else kl_per_dim(z_mean, z_log_var).tolist(),
+            "mean": z_mean.mean(axis=0).tolist(), "std": z_mean.std(axis=0).tolist()}
+
+
+def row_labels(dims, kl, active_kl: float):
+    """Return (labels, grays) of walk rows: `z<i> <KL to 2 decimals>`, greyed when inactive."""
+    if kl is None:
+        return [f"z{d}" for d in dims], [255] * len(dims)
+    return ([f"z{d} {kl[d]:.2f}" for d in dims],
+            [255 if kl[d] >= active_kl else INACTIVE_GRAY for d in dims])
+
+
+def view_grids(models, samples, views: list[str], settings: dict) -> dict:
+    """Return {view: uint8 grid} of the checkpoint loaded in `models` ("latents": stats dict).
+
+    Each view decodes all its codes in one batched call.
+    """
+    from pipeline import frames
+
+    s = settings
+    pad, steps = s["pad"], s["walk_steps"]
+    lo, hi = s["walk_range"]
+    d = models.latent_dim
+
+    def u8(images):
+        return grid.to_uint8(grid.pick_channels(images, s["channels"]), value_range=s["value_range"])
 
     def picture(images, cols):
-        shown = grid.pick_channels(images, settings["channels"])
-        return grid.tile(grid.to_uint8(shown, value_range=settings["value_range"]),
-                         cols=cols, pad=settings["pad"], pad_value=settings["pad_value"])
+        return grid.tile(u8(images), cols=cols, pad=pad, pad_value=s["pad_value"])
 
-    grids = {}
+    out = {}
+    z_mean = z_log_var = kl = None
+    if samples is not None:
+        z_mean, z_log_var = models.encode(samples)
+        out["latents"] = latent_stats(z_mean, z_log_var)
+        kl = out["latents"]["kl"]
     if "recon" in views:
-        z_mean, _ = models.encode(samples)
-        grids["recon"] = picture(models.decode(z_mean), grid.square_cols(len(samples)))
+        out["recon"] = picture(models.decode(z_mean), grid.square_cols(len(samples)))
     if "walk" in views:
-        steps = settings["walk_steps"]
-        lo, hi = settings["walk_range"]
-        grids["walk"] = picture(models.decode(walk_codes(models.latent_dim, steps=steps, lo=lo, hi=hi)), steps)
-    return grids
+        order = s.get("order") or list(range(d))
+        anchor = s.get("anchor", "prior")
+        if anchor == "prior" or z_mean is None:
+            codes = frames.walk_codes(d, steps=steps, lo=lo, hi=hi, order=order)
+            blocks = 1
+        else:
+            blocks = min(int(anchor.split(":")[1]), len(z_mean))
+            codes = np.concatenate([frames.walk_codes(
+                d, steps=steps, lo=lo, hi=hi, order=order, anchor=z_mean[k],
+                scale=np.ones(d) if z_log_var is None else np.exp(0.5 * z_log_var[k])) for k in range(blocks)])
+        images = models.decode(codes)
+        labels, grays = row_labels(order * blocks, kl, s["active_kl"])
+        out["walk"] = grid.label_rows(picture(images, steps), labels,
+                                      grid.tile_centers(len(labels), images.shape[1], pad),
+                                      width=LABEL_WIDTH, grays=grays)
+    if "manifold" in views:
+        i, j = s["manifold_dims"]
+        images = models.decode(frames.manifold_codes(d, (i, j), steps=steps, lo=lo, hi=hi))
+        g = picture(images, steps)
+        tile_h, tile_w = images.shape[1:3]
+        values = frames.normal_ppf(np.linspace(lo, hi, steps))
+        g = grid.label_rows(g, [f"z{j} {v:+.1f}" for v in values[::-1]], grid.tile_centers(steps, tile_h, pad),
+                            width=LABEL_WIDTH)
+        out["manifold"] = grid.label_columns(g, [f"{v:+.1f}" for v in values],
+                                             [LABEL_WIDTH + c for c in grid.tile_centers(steps, tile_w, pad)],
+                                             title=f"z{i}")
+    if "samples" in views:
+        z = np.load(s["prior_z"], allow_pickle=False)
+        out["samples"] = picture(models.decode(z), grid.square_cols(len(z)))
+    if "interp" in views:
+        pairs = min(s["interp_pairs"], len(samples) // 2)
+        a, b = np.arange(pairs) * 2, np.arange(pairs) * 2 + 1
+        decoded = models.decode(frames.interp_codes(z_mean[a], z_mean[b], steps=s["interp_steps"]))
+        decoded = decoded.reshape(pairs, s["interp_steps"], *decoded.shape[1:])
+        rows = np.concatenate([samples[a][:, None].astype(decoded.dtype), decoded,
+                               samples[b][:, None].astype(decoded.dtype)], axis=1)
+        out["interp"] = picture(rows.reshape(-1, *rows.shape[2:]), s["interp_steps"] + 2)
+    if "traversal" in views:
+        out["traversal"] = traversal_frames(models, z_mean, kl, s)
+    return out
+
+
+def traversal_frames(models, z_mean, kl, s) -> list[np.ndarray]:
+    """Return the traversal GIF's frames: rows = active latents, columns = anchors, ping-pong sweep."""
+    from pipeline import frames
+
+    d = models.latent_dim
+    dims = s["traversal_dims"] or list(range(min(d, 10)))
+    anchors = np.zeros((1, d), np.float32)
+    if z_mean is not None:
+        anchors = np.concatenate([anchors, z_mean[:s["traversal_anchors"] - 1]])
+    lo, hi = s["walk_range"]
+    codes = frames.traversal_codes(anchors, dims, steps=s["walk_steps"], lo=lo, hi=hi)
+    n_frames, per_frame = codes.shape[:2]
+    images = models.decode(codes.reshape(n_frames * per_frame, d))
+    images = images.reshape(n_frames, per_frame, *images.shape[1:])
+    labels, grays = row_labels(dims, kl, s["active_kl"])
+    out = []
+    for t in range(n_frames):
+        g = grid.tile(grid.to_uint8(grid.pick_channels(images[t], s["channels"]), value_range=s["value_range"]),
+                      cols=len(anchors), pad=s["pad"], pad_value=s["pad_value"])
+        g = grid.label_rows(g, labels, grid.tile_centers(len(dims), images.shape[2], s["pad"]),
+                            width=LABEL_WIDTH, grays=grays)
+        out.append(grid.caption(g, f"epoch {s['traverse_epoch']}", height=16))
+    return out
 
 
 def render_chunk(job: dict) -> list[dict]:
@@ -107,10 +201,16 @@ def render_chunk(job: dict) -> list[dict]:
         result = {"epoch": epoch, "files": {}, "error": None}
         try:
             models.load(Path(path))
-            grids = view_grids(models, samples, views, job["common"])
-            for view, g in grids.items():
+            outputs = view_grids(models, samples, views, job["common"])
+            for view in views:
                 name = plan.frame_name(view, epoch)
-                writers.write_png(Path(job["out_dir"]) / name, g)
+                path = Path(job["out_dir"]) / name
+                if view == "latents":
+                    writers.write_json(path, outputs[view])
+                elif view == "traversal":
+                    writers.write_gif(path, outputs[view], fps=job["common"]["fps"])
+                else:
+                    writers.write_png(path, outputs[view])
                 result["files"][name] = {"checkpoint": stamp, "settings": job["settings"][view]}
         except run.CheckpointError as err:
             result["error"] = str(err)

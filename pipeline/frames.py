@@ -14,7 +14,8 @@ import numpy as np
 
 from pipeline.run import CheckpointError, RunError, read_weights
 
-__all__ = ["normal_ppf", "walk_codes", "Models"]
+__all__ = ["normal_ppf", "walk_codes", "kl_per_dim", "rank_latents", "manifold_codes", "prior_codes",
+           "interp_codes", "traversal_codes", "Models"]
 
 
 def normal_ppf(p) -> np.ndarray:
@@ -26,22 +27,89 @@ def normal_ppf(p) -> np.ndarray:
     return np.array([inv(float(v)) for v in p.ravel()]).reshape(p.shape)
 
 
-def walk_codes(latent_dim: int, *, steps: int = 10, lo: float = 0.05, hi: float = 0.95) -> np.ndarray:
-    """Return the latent walk's codes, (latent_dim * steps, latent_dim) float32.
+def walk_codes(latent_dim: int, *, steps: int = 10, lo: float = 0.05, hi: float = 0.95,
+               order=None, anchor=None, scale=None) -> np.ndarray:
+    """Return the latent walk's codes, (len(order) * steps, latent_dim) float32.
 
-    Row block d (rows d*steps ... d*steps + steps - 1) walks dimension d over
-    ppf(linspace(lo, hi, steps)) with every other dimension at 0, as in
-    Kingma & Welling's figures: one row of the picture per latent.
+    Row block r walks dimension order[r] (default: every dimension in index
+    order) over ppf(linspace(lo, hi, steps)), every other dimension held at
+    `anchor` (default 0: the prior mean, as in Kingma & Welling's figures).
+    With `scale` (latent_dim,), dimension d walks anchor[d] + scale[d] * ppf:
+    its own posterior's quantiles.
     """
     if latent_dim < 1 or steps < 1:
         raise ValueError(f"latent_dim and steps must be >= 1; received latent_dim={latent_dim}, steps={steps}.")
     if not 0 < lo < hi < 1:
         raise ValueError(f"walk range must satisfy 0 < lo < hi < 1; received lo={lo}, hi={hi}.")
+    order = list(range(latent_dim)) if order is None else list(order)
     values = normal_ppf(np.linspace(lo, hi, steps))
-    codes = np.zeros((latent_dim, steps, latent_dim), np.float32)
-    for d in range(latent_dim):
-        codes[d, :, d] = values
-    return codes.reshape(latent_dim * steps, latent_dim)
+    anchor = np.zeros(latent_dim) if anchor is None else np.asarray(anchor, np.float64)
+    codes = np.tile(anchor, (len(order), steps, 1))
+    for r, d in enumerate(order):
+        codes[r, :, d] = values if scale is None else anchor[d] + scale[d] * values
+    return codes.reshape(len(order) * steps, latent_dim).astype(np.float32)
+
+
+def kl_per_dim(z_mean: np.ndarray, z_log_var: np.ndarray) -> np.ndarray:
+    """Return each dimension's KL(N(mu, sigma^2) || N(0, 1)) in nats, averaged over samples (d,)."""
+    mu, lv = np.asarray(z_mean, np.float64), np.asarray(z_log_var, np.float64)
+    return np.mean(0.5 * (mu ** 2 + np.exp(lv) - 1.0 - lv), axis=0)
+
+
+def rank_latents(kl, *, max_latents: int | None = None) -> list[int]:
+    """Return dimensions by decreasing KL (ties by index), the first `max_latents` of them."""
+    kl = np.asarray(kl, np.float64)
+    order = sorted(range(len(kl)), key=lambda d: (-kl[d], d))
+    return order[:max_latents] if max_latents else order
+
+
+def manifold_codes(latent_dim: int, dims=(0, 1), *, steps: int = 10, lo: float = 0.05,
+                   hi: float = 0.95) -> np.ndarray:
+    """Return the 2-D manifold's codes, (steps * steps, latent_dim) float32, row-major.
+
+    Kingma & Welling's Figure 4: linearly spaced coordinates of the unit square
+    through the inverse Gaussian CDF. Column c sets dims[0] to ppf(u_c) (left
+    to right increasing), row r sets dims[1] to ppf(u_{steps-1-r}) (top row
+    highest, as a plot's y axis); every other dimension is 0.
+    """
+    i, j = dims
+    if not (0 <= i < latent_dim and 0 <= j < latent_dim and i != j):
+        raise ValueError(f"manifold dims must be two different dimensions below {latent_dim}; received {dims}.")
+    values = normal_ppf(np.linspace(lo, hi, steps))
+    codes = np.zeros((steps, steps, latent_dim), np.float32)
+    codes[:, :, i] = values[None, :]
+    codes[:, :, j] = values[::-1, None]
+    return codes.reshape(steps * steps, latent_dim)
+
+
+def prior_codes(n: int, latent_dim: int, *, seed: int = 0) -> np.ndarray:
+    """Return `n` fixed draws from N(0, I), (n, latent_dim) float32, deterministic for a seed."""
+    return np.random.default_rng(seed).standard_normal((n, latent_dim)).astype(np.float32)
+
+
+def interp_codes(z_a: np.ndarray, z_b: np.ndarray, *, steps: int = 8) -> np.ndarray:
+    """Return, per pair (a, b), `steps` codes from z_a to z_b inclusive: (pairs * steps, d)."""
+    t = np.linspace(0.0, 1.0, steps)[None, :, None]
+    z_a, z_b = np.asarray(z_a, np.float64)[:, None], np.asarray(z_b, np.float64)[:, None]
+    codes = (1 - t) * z_a + t * z_b
+    return codes.reshape(-1, codes.shape[-1]).astype(np.float32)
+
+
+def traversal_codes(anchors: np.ndarray, dims, *, steps: int = 10, lo: float = 0.05,
+                    hi: float = 0.95) -> np.ndarray:
+    """Return the traversal's codes, (frames, len(dims) * len(anchors), d) float32.
+
+    Frame t sets, in row r, dimension dims[r] of every anchor to the t-th value
+    of a ping-pong sweep over ppf(linspace(lo, hi, steps)): out and back, so
+    the GIF loops without a jump (2 * steps - 2 frames).
+    """
+    anchors = np.asarray(anchors, np.float64)
+    values = normal_ppf(np.linspace(lo, hi, steps))
+    sweep = np.concatenate([values, values[-2:0:-1]]) if steps > 2 else values
+    codes = np.tile(anchors, (len(sweep), len(dims), 1, 1))  # (frames, rows, anchors, d)
+    for r, d in enumerate(dims):
+        codes[:, r, :, d] = sweep[:, None]
+    return codes.reshape(len(sweep), len(dims) * len(anchors), anchors.shape[-1]).astype(np.float32)
 
 
 class Models:

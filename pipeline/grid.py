@@ -7,11 +7,13 @@ of tiles with `pad` pixels of `pad_value` around and between them, C being 1
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
 
-__all__ = ["to_uint8", "tile", "square_cols", "pick_channels", "contrasting_pad", "caption"]
+__all__ = ["to_uint8", "tile", "square_cols", "pick_channels", "contrasting_pad", "caption",
+           "label_rows", "label_columns", "tile_centers", "text_band"]
 
 
 def pick_channels(images: np.ndarray, channels=None) -> np.ndarray:
@@ -88,17 +90,64 @@ def tile(images: np.ndarray, *, cols: int, pad: int = 2, pad_value: int = 255) -
     return out
 
 
+@functools.lru_cache(maxsize=16)
+def _font(size: int):
+    from PIL import ImageFont
+
+    return ImageFont.load_default(size=size)
+
+
+def text_band(height: int, width: int, texts, *, size: int, background: int = 0) -> np.ndarray:
+    """Return a (height, width) uint8 band with each (text, (x, y), gray, anchor) of `texts` drawn."""
+    from PIL import Image, ImageDraw
+
+    band = Image.new("L", (width, height), background)
+    draw = ImageDraw.Draw(band)
+    for text, xy, gray, anchor in texts:
+        draw.text(xy, text, fill=gray, font=_font(size), anchor=anchor)
+    return np.asarray(band)
+
+
+def _beside(grid: np.ndarray, band: np.ndarray, *, axis: int, before: bool) -> np.ndarray:
+    band = band[..., None].repeat(grid.shape[-1], axis=-1)
+    return np.concatenate([band, grid] if before else [grid, band], axis=axis)
+
+
+def tile_centers(n: int, size: int, pad: int) -> list[float]:
+    """Return the centre coordinate of each of `n` tiles of `size` along a padded grid axis."""
+    return [pad + k * (size + pad) + size / 2 for k in range(n)]
+
+
+def label_rows(grid: np.ndarray, labels, centers, *, width: int = 64, grays=None,
+               background: int = 0) -> np.ndarray:
+    """Return `grid` with a band of `width` pixels at its left, a label centred on each row.
+
+    grays : the gray level of each label (default 255): greyed labels mark
+    inactive latents. The grid's own pixels are unchanged.
+    """
+    grays = [255] * len(labels) if grays is None else list(grays)
+    row = (centers[1] - centers[0]) if len(centers) > 1 else grid.shape[0]
+    size = int(max(7, min(12, row - 3)))
+    band = text_band(grid.shape[0], width, [(t, (width - 3, c), g, "rm") for t, c, g in zip(labels, centers, grays)],
+                     size=size, background=background)
+    return _beside(grid, band, axis=1, before=True)
+
+
+def label_columns(grid: np.ndarray, labels, centers, *, height: int = 14, title: str = "",
+                  background: int = 0) -> np.ndarray:
+    """Return `grid` with a band of `height` pixels below it, a label centred under each column."""
+    texts = [(t, (c, height // 2), 255, "mm") for t, c in zip(labels, centers)]
+    if title:  # in the corner left of the first tile, under the row labels
+        texts.append((title + " \u2192", (2, height // 2), 255, "lm"))
+    band = text_band(height, grid.shape[1], texts, size=max(7, height - 5), background=background)
+    return _beside(grid, band, axis=0, before=False)
+
+
 def caption(grid: np.ndarray, text: str, *, height: int = 16, background: int = 0) -> np.ndarray:
     """Return `grid` with a band of `height` pixels above it holding `text`.
 
     The grid's own pixels are unchanged: the caption never covers a tile.
     """
-    from PIL import Image, ImageDraw, ImageFont
-
-    grid = np.asarray(grid)
-    h, w, c = grid.shape
-    band = Image.new("L", (w, height), background)
-    font = ImageFont.load_default(size=max(8, height - 4))
-    ImageDraw.Draw(band).text((3, height // 2), text, fill=255 - background, font=font, anchor="lm")
-    band_arr = np.asarray(band)[..., None].repeat(c, axis=-1)
-    return np.concatenate([band_arr, grid], axis=0)
+    band = text_band(height, grid.shape[1], [(text, (3, height // 2), 255 - background, "lm")],
+                     size=max(8, height - 4), background=background)
+    return _beside(grid, band, axis=0, before=True)

@@ -18,8 +18,13 @@ MANIFEST_VERSION = 1
 
 
 def frame_name(view: str, epoch: int) -> str:
-    """Return the output path, relative to the outputs folder, of a view's frame."""
-    return f"{view}/epoch_{epoch:04d}.png"
+    """Return the output path, relative to the outputs folder, of a view's frame of an epoch.
+
+    `latents` frames are JSON statistics; the traversal is one GIF of one epoch.
+    """
+    if view == "traversal":
+        return "traversal.gif"
+    return f"{view}/epoch_{epoch:04d}.{'json' if view == 'latents' else 'png'}"
 
 
 def parse_epochs(spec: str) -> set[int]:
@@ -86,12 +91,18 @@ class Task:
 
 
 def stale_tasks(out_dir: Path, manifest: dict, selected: list[Checkpoint],
-                view_settings: dict[str, dict], *, force: bool = False) -> list[Task]:
-    """Return a Task for each selected checkpoint with a missing or stale frame."""
+                view_settings: dict[str, dict], *, force: bool = False,
+                only: dict[str, int] | None = None) -> list[Task]:
+    """Return a Task for each selected checkpoint with a missing or stale frame.
+
+    only : {view: epoch} for views drawn from a single checkpoint (the traversal).
+    """
+    only = only or {}
     tasks = []
     for ckpt in selected:
         views = [v for v, s in view_settings.items()
-                 if force or not is_fresh(out_dir, manifest, frame_name(v, ckpt.epoch), frame_record(ckpt, s))]
+                 if only.get(v, ckpt.epoch) == ckpt.epoch
+                 and (force or not is_fresh(out_dir, manifest, frame_name(v, ckpt.epoch), frame_record(ckpt, s)))]
         if views:
             tasks.append(Task(ckpt, views))
     return tasks

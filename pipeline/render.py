@@ -10,6 +10,8 @@ imported only when a frame must actually be drawn.
 
 from __future__ import annotations
 
+import io
+import json
 import sys
 import time
 from dataclasses import dataclass, field
@@ -19,9 +21,12 @@ import click
 import numpy as np
 
 from pipeline import plan, run
+from pipeline.frames import rank_latents
 from pipeline.run import RunError
 
-VIEWS = ("recon", "walk")
+ALL_VIEWS = ("recon", "walk", "manifold", "samples", "interp", "traversal")
+GIF_VIEWS = ("recon", "walk", "manifold", "samples", "interp")
+PRIOR_Z = "prior_z.npy"
 GIF_CAPTION_HEIGHT = 16
 
 
@@ -84,12 +89,15 @@ def _stamp(path: Path) -> dict:
     return {"name": path.name, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
-def render(run_dir, *, out_dir=None, every=None, epochs=None, walk_steps=10, walk_range=(0.05, 0.95),
-           pad=2, channels=None, data=None, fps=5.0, jobs=None, force=False, safe_mode=True,
-           imports=(), progress=None, log=lambda msg: None) -> Summary:
+def render(run_dir, *, out_dir=None, every=None, epochs=None, views=("recon", "walk"), walk_steps=10,
+           walk_range=(0.05, 0.95), pad=2, channels=None, data=None, fps=5.0, sort_latents=None,
+           active_kl=0.01, max_latents=None, walk_anchor="prior", manifold_dims=None, traverse_epoch=None,
+           n_prior=64, interp_pairs=8, interp_steps=8, jobs=None, force=False, safe_mode=True, imports=(),
+           progress=None, log=lambda msg: None) -> Summary:
     """Render the selected checkpoints of `run_dir` into `out_dir`; return a Summary.
 
-    Raises RunError for a folder that cannot be rendered (nothing written then).
+    Raises RunError for a folder that cannot be rendered (nothing written
+    then), ValueError for settings that do not fit the run.
     `progress(done, total)` is called as checkpoints to render finish.
     """
     from pipeline import batch, grid, writers
@@ -108,11 +116,23 @@ def render(run_dir, *, out_dir=None, every=None, epochs=None, walk_steps=10, wal
         raise RunError(f"none of the requested epochs has a checkpoint (the run has epochs {have}).")
     summary = Summary(out_dir=out_dir, selected=len(selected))
 
-    samples_path, note = _samples_source(run_dir, out_dir, info, data)
-    if note:
-        summary.notes.append(note)
-        log(note)
+    def note(message):
+        summary.notes.append(message)
+        log(message)
+
+    unknown = set(views) - set(ALL_VIEWS)
+    if unknown:
+        raise ValueError(f"unknown view(s) {sorted(unknown)}; choose from {', '.join(ALL_VIEWS)}.")
+    latent_dim = int(info["latent_dim"])
+    samples_path, message = _samples_source(run_dir, out_dir, info, data)
+    if message:
+        note(message)
     samples = run.read_samples(samples_path)["images"] if samples_path else None
+    needs_samples = [v for v in views if v in ("recon", "interp")]
+    if samples is None and needs_samples:
+        views = [v for v in views if v not in needs_samples]
+    if "manifold" in views and latent_dim < 2:
+        raise ValueError(f"the manifold view needs latent_dim >= 2; this run has {latent_dim}.")
 
     value_range = [float(v) for v in info["value_range"]]
     if channels is not None:
@@ -120,61 +140,171 @@ def render(run_dir, *, out_dir=None, every=None, epochs=None, walk_steps=10, wal
     inputs_u8 = None
     if samples is not None:
         inputs_u8 = grid.to_uint8(grid.pick_channels(samples, channels), value_range=value_range)
-    common = {"channels": None if channels is None else list(channels), "value_range": value_range,
-              "pad": pad, "pad_value": grid.contrasting_pad(inputs_u8) if inputs_u8 is not None else 128,
-              "walk_steps": walk_steps, "walk_range": [float(walk_range[0]), float(walk_range[1])]}
-    picture = {k: common[k] for k in ("channels", "value_range", "pad", "pad_value")}
-    view_settings = {"walk": {**picture, "walk_steps": walk_steps, "walk_range": common["walk_range"]}}
+    picture = {"channels": None if channels is None else list(channels), "value_range": value_range,
+               "pad": pad, "pad_value": grid.contrasting_pad(inputs_u8) if inputs_u8 is not None else 128}
+    walk = {"walk_steps": walk_steps, "walk_range": [float(walk_range[0]), float(walk_range[1])]}
+    common = {**picture, **walk, "active_kl": active_kl, "anchor": walk_anchor, "fps": fps,
+              "interp_pairs": interp_pairs, "interp_steps": interp_steps,
+              "traversal_anchors": 4, "traverse_epoch": None, "order": None,
+              "manifold_dims": None, "traversal_dims": None, "prior_z": None}
+    view_settings = {}
     if samples is not None:
-        view_settings = {"recon": {**picture, "samples": _stamp(samples_path)}, **view_settings}
-    views = [v for v in VIEWS if v in view_settings]
+        samples_stamp = _stamp(samples_path)
+        view_settings["latents"] = {"samples": samples_stamp}
 
     manifest = plan.read_manifest(out_dir)
     files = manifest["files"]
     out_dir.mkdir(parents=True, exist_ok=True)
-    if inputs_u8 is not None:
-        record = {"samples": _stamp(samples_path), "settings": picture}
-        if force or not plan.is_fresh(out_dir, manifest, "inputs.png", record):
-            writers.write_png(out_dir / "inputs.png", grid.tile(
-                inputs_u8, cols=grid.square_cols(len(inputs_u8)), pad=pad, pad_value=common["pad_value"]))
-            files["inputs.png"] = record
+    n_jobs = max(1, jobs or batch.cores())
 
-    tasks = plan.stale_tasks(out_dir, manifest, selected, view_settings, force=force)
-    summary.skipped = len(selected) - len(tasks)
-    if tasks:
-        n_jobs = max(1, min(jobs or batch.cores(), len(tasks)))
-        threads = max(1, batch.cores() // n_jobs)
-        chunks = np.array_split(np.arange(len(tasks)), min(len(tasks), n_jobs * 4))
-        jobs_list = [{
+    def run_tasks(tasks, settings):
+        """Render `tasks` in parallel, record results in the manifest; return results by epoch."""
+        if not tasks:
+            return {}
+        workers = min(n_jobs, len(tasks))
+        threads = max(1, batch.cores() // workers)
+        chunks = [c for c in np.array_split(np.arange(len(tasks)), min(len(tasks), workers * 4)) if len(c)]
+        job_list = [{
             "run_dir": str(run_dir), "out_dir": str(out_dir),
             "samples_path": str(samples_path) if samples_path else None,
             "tasks": [(t.checkpoint.epoch, str(t.checkpoint.path), t.checkpoint.stamp(), t.views)
                       for t in (tasks[i] for i in chunk)],
-            "settings": view_settings, "common": common, "threads": threads,
+            "settings": settings, "common": common, "threads": threads,
             "safe_mode": safe_mode, "imports": list(imports),
-        } for chunk in chunks if len(chunk)]
-        log(f"rendering {len(tasks)} checkpoints with {n_jobs} job(s) x {threads} thread(s)")
-        done = 0
-        for results in batch.run_jobs(jobs_list, n_jobs=n_jobs):
+        } for chunk in chunks]
+        log(f"rendering {len(tasks)} checkpoints with {workers} job(s) x {threads} thread(s)")
+        done, by_epoch = 0, {}
+        for results in batch.run_jobs(job_list, n_jobs=workers):
             for result in results:
+                by_epoch[result["epoch"]] = result
                 if result["error"]:
-                    summary.failed[result["epoch"]] = result["error"]
-                    for v in views:  # a failed frame is no longer the checkpoint's picture
+                    for v in settings:  # a failed frame is no longer the checkpoint's picture
                         files.pop(plan.frame_name(v, result["epoch"]), None)
                 else:
-                    summary.rendered.append(result["epoch"])
-                    summary.frames += len(result["files"])
                     files.update(result["files"])
             writers.write_json(out_dir / plan.MANIFEST, manifest)  # progress survives a crash
             done += len(results)
             if progress:
                 progress(done, len(tasks))
+        return by_epoch
 
-    _build_gifs(out_dir, manifest, selected, views, fps=fps, force=force, summary=summary)
+    # Phase 1: the last checkpoint's KL orders the latents of every frame alike.
+    has_kl = samples is not None and len(info.get("encoder_outputs", ["z_mean"])) > 1
+    if sort_latents == "kl" and not has_kl:
+        note("cannot sort latents by KL: " + ("the run has no samples to encode"
+             if samples is None else "the encoder outputs no z_log_var") + "; walk rows in index order")
+    elif sort_latents is None and samples is not None and not has_kl:
+        note("the encoder outputs no z_log_var: no KL per latent; walk rows in index order")
+    sort_latents = "kl" if sort_latents in (None, "kl") and has_kl else "index"
+    last = selected[-1]
+    kl_last = None
+    if has_kl:
+        first = run_tasks(plan.stale_tasks(out_dir, manifest, [last], {"latents": view_settings["latents"]},
+                                           force=force), {"latents": view_settings["latents"]})
+        if last.epoch in first and first[last.epoch]["error"]:
+            summary.failed[last.epoch] = first[last.epoch]["error"]
+        stats_path = out_dir / plan.frame_name("latents", last.epoch)
+        if stats_path.is_file():
+            kl_last = json.loads(stats_path.read_text())["kl"]
+    ranked = rank_latents(kl_last) if sort_latents == "kl" and kl_last else list(range(latent_dim))
+    common["order"] = ranked[:max_latents] if max_latents else ranked
+    if "manifold" in views:
+        common["manifold_dims"] = list(manifold_dims) if manifold_dims else ranked[:2]
+        if not all(0 <= d < latent_dim for d in common["manifold_dims"]) or len(set(common["manifold_dims"])) != 2:
+            raise ValueError(f"--manifold-dims must be two different dimensions below {latent_dim}; "
+                             f"received {manifold_dims}.")
+    if "traversal" in views:
+        active = [d for d in ranked if kl_last is None or kl_last[d] >= active_kl]
+        common["traversal_dims"] = (active or ranked)[:max_latents or 10]
+        target = traverse_epoch if traverse_epoch is not None else last.epoch
+        if target not in {c.epoch for c in checkpoints}:
+            raise ValueError(f"--traverse-epoch {target} has no checkpoint (the run has epochs "
+                             f"{checkpoints[0].epoch}..{checkpoints[-1].epoch}).")
+        common["traverse_epoch"] = target
+    if "samples" in views:
+        common["prior_z"] = str(_prior_codes(out_dir, n_prior, latent_dim, int(info.get("seed", 0))))
+
+    # Phase 2: every stale frame of every selected view.
+    keys = {"recon": (), "walk": ("walk_steps", "walk_range", "order", "anchor", "active_kl"),
+            "manifold": ("walk_steps", "walk_range", "manifold_dims"), "samples": (),
+            "interp": ("interp_pairs", "interp_steps"),
+            "traversal": ("walk_steps", "walk_range", "traversal_dims", "active_kl", "fps", "traverse_epoch")}
+    for view in views:
+        settings = {**picture, **{k: common[k] for k in keys[view]}}
+        if view in ("recon", "interp") or (view in ("walk", "traversal") and has_kl):
+            settings["samples"] = samples_stamp  # encoded samples (and, for labels, their KL)
+        if view == "samples":
+            settings["prior_z"] = _stamp(Path(common["prior_z"]))
+        view_settings[view] = settings
+    if inputs_u8 is not None:
+        record = {"samples": samples_stamp, "settings": picture}
+        if force or not plan.is_fresh(out_dir, manifest, "inputs.png", record):
+            writers.write_png(out_dir / "inputs.png", grid.tile(
+                inputs_u8, cols=grid.square_cols(len(inputs_u8)), pad=pad, pad_value=picture["pad_value"]))
+            files["inputs.png"] = record
+
+    traversal_pool = selected
+    if "traversal" in views and common["traverse_epoch"] not in {c.epoch for c in selected}:
+        traversal_pool = sorted(selected + [c for c in checkpoints if c.epoch == common["traverse_epoch"]],
+                                key=lambda c: c.epoch)
+    tasks = plan.stale_tasks(out_dir, manifest, traversal_pool, view_settings, force=force,
+                             only={"traversal": common["traverse_epoch"]} if "traversal" in views else None)
+    if force and has_kl:  # phase 1 already re-made the last checkpoint's stats
+        for t in tasks:
+            if t.checkpoint.epoch == last.epoch and "latents" in t.views and len(t.views) > 1:
+                t.views.remove("latents")
+    summary.skipped = len(selected) - len({t.checkpoint.epoch for t in tasks} & {c.epoch for c in selected})
+    for epoch, result in run_tasks(tasks, view_settings).items():
+        if result["error"]:
+            summary.failed[epoch] = result["error"]
+        else:
+            summary.rendered.append(epoch)
+            summary.frames += sum(1 for name in result["files"] if not name.endswith(".json"))
+    summary.failed = {e: r for e, r in summary.failed.items() if e not in summary.rendered}
+
+    _build_gifs(out_dir, manifest, selected, [v for v in views if v in GIF_VIEWS], fps=fps, force=force,
+                summary=summary)
+    if has_kl or samples is not None:
+        _write_latents_csv(out_dir, manifest, selected)
     writers.write_json(out_dir / plan.MANIFEST, manifest)
     summary.rendered.sort()
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _prior_codes(out_dir: Path, n: int, latent_dim: int, seed: int) -> Path:
+    """Return the path of the fixed prior codes, written once so every epoch decodes the same z."""
+    from pipeline import writers
+    from pipeline.frames import prior_codes
+
+    path = out_dir / PRIOR_Z
+    if path.is_file():
+        try:
+            z = np.load(path, allow_pickle=False)
+            if z.shape == (n, latent_dim):
+                return path
+        except (OSError, ValueError):
+            pass
+    buf = io.BytesIO()
+    np.save(buf, prior_codes(n, latent_dim, seed=seed))
+    writers.write_bytes(path, buf.getvalue())
+    return path
+
+
+def _write_latents_csv(out_dir: Path, manifest: dict, selected) -> None:
+    """Write latents.csv (epoch, dim, kl, mean, std of z_mean) from the epochs' latent stats."""
+    from pipeline import writers
+
+    lines = ["epoch,dim,kl,mean,std"]
+    for c in selected:
+        path = out_dir / plan.frame_name("latents", c.epoch)
+        if plan.frame_name("latents", c.epoch) not in manifest["files"] or not path.is_file():
+            continue
+        stats = json.loads(path.read_text())
+        for d, (mean, std) in enumerate(zip(stats["mean"], stats["std"])):
+            kl = "" if stats["kl"] is None else f"{stats['kl'][d]:.6g}"
+            lines.append(f"{c.epoch},{d},{kl},{mean:.6g},{std:.6g}")
+    writers.write_bytes(out_dir / "latents.csv", ("\n".join(lines) + "\n").encode())
 
 
 def _build_gifs(out_dir, manifest, selected, views, *, fps, force, summary) -> None:
@@ -217,6 +347,31 @@ def _channels(ctx, param, value):
         raise click.BadParameter(f"expected channel indices like `0,2,4`, received `{value}`.") from None
 
 
+def _views(ctx, param, value):
+    views = [v.strip() for v in value.split(",") if v.strip()]
+    unknown = [v for v in views if v not in ALL_VIEWS]
+    if unknown or not views:
+        raise click.BadParameter(f"expected views from {','.join(ALL_VIEWS)}, received `{value}`.")
+    return views
+
+
+def _anchor(ctx, param, value):
+    head, _, k = value.partition(":")
+    if value == "prior" or (head == "posterior" and k.isdigit() and int(k) >= 1):
+        return value
+    raise click.BadParameter(f"expected `prior` or `posterior:K` (K >= 1), received `{value}`.")
+
+
+def _dims(ctx, param, value):
+    if value is None:
+        return None
+    try:
+        i, j = (int(v) for v in value.split(","))
+        return [i, j]
+    except ValueError:
+        raise click.BadParameter(f"expected two latent indices like `0,3`, received `{value}`.") from None
+
+
 def _epochs(ctx, param, value):
     if value is None:
         return None
@@ -242,6 +397,20 @@ def _epochs(ctx, param, value):
 @click.option("--data", help="Training data to take samples from when the run has no samples.h5.")
 @click.option("--fps", default=5.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
               help="GIF frames per second.")
+@click.option("--views", callback=_views, default="recon,walk", show_default=True,
+              help=f"What to render, comma-separated, from: {','.join(ALL_VIEWS)}.")
+@click.option("--sort-latents", type=click.Choice(["kl", "index"]),
+              help="Walk row order: by the KL of the last rendered checkpoint, or by index. "
+                   "[default: kl when the encoder gives z_log_var]")
+@click.option("--active-kl", default=0.01, show_default=True, type=click.FloatRange(min=0),
+              help="Latents with KL (nats) below this are marked inactive (greyed label).")
+@click.option("--max-latents", type=click.IntRange(min=1), help="Keep only the K most active walk rows.")
+@click.option("--walk-anchor", callback=_anchor, default="prior", show_default=True,
+              help="`prior` (others at 0) or `posterior:K` (walk around K samples' encodings).")
+@click.option("--manifold-dims", callback=_dims, help="Two latents `i,j` for the manifold. [default: the two most active]")
+@click.option("--traverse-epoch", type=int, help="Checkpoint of traversal.gif. [default: the last]")
+@click.option("--n-prior", default=64, show_default=True, type=click.IntRange(min=1),
+              help="Fixed N(0, I) codes decoded by the `samples` view.")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), help="Worker processes. [default: all cores; 1: in this process]")
 @click.option("--force", is_flag=True, help="Render everything again, fresh or not.")
 @click.option("--unsafe", is_flag=True, help="Load architectures without Keras safe mode (Lambda layers). "
@@ -250,13 +419,15 @@ def _epochs(ctx, param, value):
               help="Import MODULE first, to register custom layers the run uses.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar, only the summary line.")
 @click.option("--verbose", "-v", is_flag=True, help="Say more; show tracebacks.")
-def main(run_dir, out_dir, every, epochs, walk_steps, walk_range, pad, channels, data, fps, jobs,
+def main(run_dir, out_dir, every, epochs, walk_steps, walk_range, pad, channels, data, fps, views,
+         sort_latents, active_kl, max_latents, walk_anchor, manifold_dims, traverse_epoch, n_prior, jobs,
          force, unsafe, imports, quiet, verbose):
     """Render RUN_DIR's checkpoints into pictures and GIFs.
 
     \b
     Writes into --out (default outputs/<run name>):
-      inputs.png, recon/epoch_NNNN.png, walk/epoch_NNNN.png, recon.gif, walk.gif
+      inputs.png, recon/epoch_NNNN.png, walk/epoch_NNNN.png, recon.gif, walk.gif,
+      latents.csv, and with --views more: manifold/, samples/, interp/, traversal.gif
     A re-run renders only what is missing or stale.
 
     \b
@@ -278,7 +449,10 @@ def main(run_dir, out_dir, every, epochs, walk_steps, walk_range, pad, channels,
 
     try:
         summary = render(run_dir, out_dir=out_dir, every=every, epochs=epochs, walk_steps=walk_steps,
-                         walk_range=walk_range, pad=pad, channels=channels, data=data, fps=fps, jobs=jobs,
+                         walk_range=walk_range, pad=pad, channels=channels, data=data, fps=fps, views=views,
+                         sort_latents=sort_latents, active_kl=active_kl, max_latents=max_latents,
+                         walk_anchor=walk_anchor, manifold_dims=manifold_dims, traverse_epoch=traverse_epoch,
+                         n_prior=n_prior, jobs=jobs,
                          force=force, safe_mode=not unsafe, imports=imports,
                          progress=progress if not quiet and sys.stderr.isatty() else None,
                          log=say if verbose else (lambda m: None))

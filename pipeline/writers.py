@@ -11,9 +11,10 @@ import numpy as np
 
 from pipeline.run import atomic_write_bytes, atomic_write_json
 
-__all__ = ["write_png", "read_png", "write_gif", "write_json"]
+__all__ = ["write_png", "read_png", "write_gif", "write_json", "write_bytes"]
 
 write_json = atomic_write_json
+write_bytes = atomic_write_bytes
 
 
 def _plain(grid: np.ndarray) -> np.ndarray:

@@ -44,14 +44,15 @@ class CountingModels:
 
 
 SETTINGS = {"channels": None, "value_range": [0.0, 1.0], "pad": 2, "pad_value": 255,
-            "walk_steps": 10, "walk_range": [0.05, 0.95]}
+            "walk_steps": 10, "walk_range": [0.05, 0.95], "order": None, "anchor": "prior", "active_kl": 0.01}
+LABEL = 64  # the walk's row-label band
 
 
 def test_a_walk_is_decoded_in_one_call_and_has_one_row_per_latent():
     models = CountingModels()
     grids = view_grids(models, None, ["walk"], SETTINGS)
     assert models.decode_calls == [3 * 10]
-    assert grids["walk"].shape == (3 * (4 + 2) + 2, 10 * (4 + 2) + 2, 1)
+    assert grids["walk"].shape == (3 * (4 + 2) + 2, LABEL + 10 * (4 + 2) + 2, 1)
 
 
 def test_recon_uses_one_encode_and_one_decode_and_the_inputs_layout():

@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from pipeline import run
+from pipeline.batch import LABEL_WIDTH
 from pipeline.render import main
 
 EPOCHS, LATENT, N_SAMPLES, SIZE, PAD, STEPS = 12, 3, 9, 16, 2, 10
@@ -65,7 +66,7 @@ def test_one_recon_and_one_walk_frame_per_epoch(rendered):
 
 def test_walk_has_one_row_per_latent_and_steps_columns(rendered):
     walk = np.asarray(Image.open(rendered / "walk" / "epoch_0012.png"))
-    assert walk.shape == (LATENT * (SIZE + PAD) + PAD, STEPS * (SIZE + PAD) + PAD)
+    assert walk.shape == (LATENT * (SIZE + PAD) + PAD, LABEL_WIDTH + STEPS * (SIZE + PAD) + PAD)
 
 
 def test_recon_layout_equals_inputs_layout(rendered):
