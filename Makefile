@@ -6,8 +6,10 @@ STAMP  := $(VENV)/.installed
 RUN    ?=
 EVERY  ?=
 DEMO_EPOCHS ?= 20
+DEMO_BETA   ?= 3
+DEMO_VIEWS  ?= recon,walk,manifold,samples,interp,traversal
 
-.PHONY: install test test-fast demo render bench clean
+.PHONY: install browser test test-fast demo render bench clean
 
 install: $(STAMP)
 
@@ -18,16 +20,32 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-test: install
+test: install browser
 	$(PY) -m pytest -q
+
+# The report test drives Debian's headless Chromium; install it where missing and possible.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing chromium for the report test (apt-get)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null \
+	      || echo "could not install chromium: the browser test will be skipped"; \
+	  else echo "no chromium and no root apt-get: the browser test will be skipped"; fi; }
 
 test-fast: install
 	$(PY) -m pytest -q -m "not slow"
 
+# Trains once; a second `make demo` only re-renders (rm -rf checkpoints/demo to train again).
 demo: install
-	$(PY) -m pipeline.train --data shapes --run checkpoints/demo --epochs $(DEMO_EPOCHS)
-	$(PY) -m pipeline.render checkpoints/demo --out outputs/demo
-	@echo "Look at outputs/demo/ (inputs.png, recon.gif, walk.gif, recon/ and walk/ frames)."
+	@if grep -qs '"finished": true' checkpoints/demo/run.json; then \
+	  echo "checkpoints/demo is already trained: rendering only (rm -rf checkpoints/demo to train again)"; \
+	else \
+	  rm -rf checkpoints/demo && \
+	  $(PY) -m pipeline.train --data shapes --run checkpoints/demo --epochs $(DEMO_EPOCHS) --beta $(DEMO_BETA); \
+	fi
+	$(PY) -m pipeline.render checkpoints/demo --out outputs/demo --views $(DEMO_VIEWS)
+	@echo "Look at outputs/demo/: inputs.png, recon.gif, walk.gif, manifold.gif, samples.gif,"
+	@echo "interp.gif, traversal.gif, one PNG per epoch in each view's folder, and latents.csv."
 
 render: install
 	@test -n "$(RUN)" || { echo "usage: make render RUN=checkpoints/NAME [EVERY=n]"; exit 2; }

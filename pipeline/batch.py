@@ -90,9 +90,8 @@ def row_labels(dims, kl, active_kl: float):
 
 
 def view_grids(models, samples, views: list[str], settings: dict) -> dict:
-    """Return {view: uint8 grid} of the checkpoint loaded in `models` ("latents": stats dict).
-
-    Each view decodes all its codes in one batched call.
+    """Return {view: uint8 grid} of the checkpoint loaded in `models` ("latents": stats dict,
+    "traversal": list of frames). Each view decodes all its codes in one batched call.
     """
     from pipeline import frames
 
@@ -101,11 +100,16 @@ def view_grids(models, samples, views: list[str], settings: dict) -> dict:
     lo, hi = s["walk_range"]
     d = models.latent_dim
 
-    def u8(images):
-        return grid.to_uint8(grid.pick_channels(images, s["channels"]), value_range=s["value_range"])
+    def shown(images):
+        return grid.display(images, channels=s["channels"], value_range=s["value_range"],
+                            normalize=s["normalize"], scale=s["scale"])
 
-    def picture(images, cols):
-        return grid.tile(u8(images), cols=cols, pad=pad, pad_value=s["pad_value"])
+    def tiled(tiles, cols):
+        return grid.tile(tiles, cols=cols, pad=pad, pad_value=s["pad_value"])
+
+    def rows_labelled(tiles, cols, labels, grays=None):
+        return grid.label_rows(tiled(tiles, cols), labels, grid.tile_centers(len(labels), tiles.shape[1], pad),
+                               width=LABEL_WIDTH, grays=grays)
 
     out = {}
     z_mean = z_log_var = kl = None
@@ -114,72 +118,49 @@ def view_grids(models, samples, views: list[str], settings: dict) -> dict:
         out["latents"] = latent_stats(z_mean, z_log_var)
         kl = out["latents"]["kl"]
     if "recon" in views:
-        out["recon"] = picture(models.decode(z_mean), grid.square_cols(len(samples)))
+        out["recon"] = tiled(shown(models.decode(z_mean)), grid.square_cols(len(samples)))
     if "walk" in views:
         order = s.get("order") or list(range(d))
         anchor = s.get("anchor", "prior")
         if anchor == "prior" or z_mean is None:
-            codes = frames.walk_codes(d, steps=steps, lo=lo, hi=hi, order=order)
-            blocks = 1
+            codes, blocks = frames.walk_codes(d, steps=steps, lo=lo, hi=hi, order=order), 1
         else:
             blocks = min(int(anchor.split(":")[1]), len(z_mean))
             codes = np.concatenate([frames.walk_codes(
                 d, steps=steps, lo=lo, hi=hi, order=order, anchor=z_mean[k],
                 scale=np.ones(d) if z_log_var is None else np.exp(0.5 * z_log_var[k])) for k in range(blocks)])
-        images = models.decode(codes)
         labels, grays = row_labels(order * blocks, kl, s["active_kl"])
-        out["walk"] = grid.label_rows(picture(images, steps), labels,
-                                      grid.tile_centers(len(labels), images.shape[1], pad),
-                                      width=LABEL_WIDTH, grays=grays)
+        out["walk"] = rows_labelled(shown(models.decode(codes)), steps, labels, grays)
     if "manifold" in views:
         i, j = s["manifold_dims"]
-        images = models.decode(frames.manifold_codes(d, (i, j), steps=steps, lo=lo, hi=hi))
-        g = picture(images, steps)
-        tile_h, tile_w = images.shape[1:3]
+        tiles = shown(models.decode(frames.manifold_codes(d, (i, j), steps=steps, lo=lo, hi=hi)))
         values = frames.normal_ppf(np.linspace(lo, hi, steps))
-        g = grid.label_rows(g, [f"z{j} {v:+.1f}" for v in values[::-1]], grid.tile_centers(steps, tile_h, pad),
-                            width=LABEL_WIDTH)
+        g = rows_labelled(tiles, steps, [f"z{j} {v:+.1f}" for v in values[::-1]])
         out["manifold"] = grid.label_columns(g, [f"{v:+.1f}" for v in values],
-                                             [LABEL_WIDTH + c for c in grid.tile_centers(steps, tile_w, pad)],
+                                             [LABEL_WIDTH + c for c in grid.tile_centers(steps, tiles.shape[2], pad)],
                                              title=f"z{i}")
     if "samples" in views:
         z = np.load(s["prior_z"], allow_pickle=False)
-        out["samples"] = picture(models.decode(z), grid.square_cols(len(z)))
+        out["samples"] = tiled(shown(models.decode(z)), grid.square_cols(len(z)))
     if "interp" in views:
         pairs = min(s["interp_pairs"], len(samples) // 2)
         a, b = np.arange(pairs) * 2, np.arange(pairs) * 2 + 1
-        decoded = models.decode(frames.interp_codes(z_mean[a], z_mean[b], steps=s["interp_steps"]))
+        decoded = shown(models.decode(frames.interp_codes(z_mean[a], z_mean[b], steps=s["interp_steps"])))
         decoded = decoded.reshape(pairs, s["interp_steps"], *decoded.shape[1:])
-        rows = np.concatenate([samples[a][:, None].astype(decoded.dtype), decoded,
-                               samples[b][:, None].astype(decoded.dtype)], axis=1)
-        out["interp"] = picture(rows.reshape(-1, *rows.shape[2:]), s["interp_steps"] + 2)
+        rows = np.concatenate([shown(samples[a])[:, None], decoded, shown(samples[b])[:, None]], axis=1)
+        out["interp"] = tiled(rows.reshape(-1, *rows.shape[2:]), s["interp_steps"] + 2)
     if "traversal" in views:
-        out["traversal"] = traversal_frames(models, z_mean, kl, s)
-    return out
-
-
-def traversal_frames(models, z_mean, kl, s) -> list[np.ndarray]:
-    """Return the traversal GIF's frames: rows = active latents, columns = anchors, ping-pong sweep."""
-    from pipeline import frames
-
-    d = models.latent_dim
-    dims = s["traversal_dims"] or list(range(min(d, 10)))
-    anchors = np.zeros((1, d), np.float32)
-    if z_mean is not None:
-        anchors = np.concatenate([anchors, z_mean[:s["traversal_anchors"] - 1]])
-    lo, hi = s["walk_range"]
-    codes = frames.traversal_codes(anchors, dims, steps=s["walk_steps"], lo=lo, hi=hi)
-    n_frames, per_frame = codes.shape[:2]
-    images = models.decode(codes.reshape(n_frames * per_frame, d))
-    images = images.reshape(n_frames, per_frame, *images.shape[1:])
-    labels, grays = row_labels(dims, kl, s["active_kl"])
-    out = []
-    for t in range(n_frames):
-        g = grid.tile(grid.to_uint8(grid.pick_channels(images[t], s["channels"]), value_range=s["value_range"]),
-                      cols=len(anchors), pad=s["pad"], pad_value=s["pad_value"])
-        g = grid.label_rows(g, labels, grid.tile_centers(len(dims), images.shape[2], s["pad"]),
-                            width=LABEL_WIDTH, grays=grays)
-        out.append(grid.caption(g, f"epoch {s['traverse_epoch']}", height=16))
+        dims = s["traversal_dims"] or list(range(min(d, 10)))
+        anchors = np.zeros((1, d), np.float32)
+        if z_mean is not None:
+            anchors = np.concatenate([anchors, z_mean[:s["traversal_anchors"] - 1]])
+        codes = frames.traversal_codes(anchors, dims, steps=steps, lo=lo, hi=hi)
+        n_frames, per_frame = codes.shape[:2]
+        tiles = shown(models.decode(codes.reshape(n_frames * per_frame, d)))
+        tiles = tiles.reshape(n_frames, per_frame, *tiles.shape[1:])
+        labels, grays = row_labels(dims, kl, s["active_kl"])
+        out["traversal"] = [grid.caption(rows_labelled(tiles[t], len(anchors), labels, grays),
+                                         f"epoch {s['traverse_epoch']}") for t in range(n_frames)]
     return out
 
 

@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-__all__ = ["to_uint8", "tile", "square_cols", "pick_channels", "contrasting_pad", "caption",
+__all__ = ["to_uint8", "display", "parse_channels", "tile", "square_cols", "pick_channels", "contrasting_pad", "caption",
            "label_rows", "label_columns", "tile_centers", "text_band"]
 
 
@@ -49,6 +49,84 @@ def to_uint8(images: np.ndarray, *, value_range=(0.0, 1.0)) -> np.ndarray:
         raise ValueError(f"value_range must be (lo, hi) with lo < hi; received {value_range}.")
     x = np.nan_to_num(np.asarray(images, dtype=np.float64), nan=lo, posinf=hi, neginf=lo)
     return np.rint((np.clip(x, lo, hi) - lo) * (255.0 / (hi - lo))).astype(np.uint8)
+
+
+COLORS = {"red": (1, 0, 0), "green": (0, 1, 0), "blue": (0, 0, 1), "cyan": (0, 1, 1),
+          "magenta": (1, 0, 1), "yellow": (1, 1, 0), "gray": (1, 1, 1), "grey": (1, 1, 1), "white": (1, 1, 1)}
+NORMALIZE = ("global", "per-image", "none")
+
+
+def parse_channels(spec: str):
+    """Return channel indices `[0, 2, 4]` from `0,2,4`, or a composite `[(0, "magenta"), ...]`
+    from `0:magenta,1:green` (colours: red, green, blue, cyan, magenta, yellow, gray)."""
+    items = [p.strip() for p in str(spec).split(",") if p.strip()]
+    try:
+        if items and all(":" in p for p in items):
+            pairs = [(int(k), c.strip().lower()) for k, c in (p.split(":", 1) for p in items)]
+            bad = [c for _, c in pairs if c not in COLORS]
+            if bad:
+                raise ValueError(f"unknown colour `{bad[0]}`")
+            return pairs
+        if items and not any(":" in p for p in items):
+            return [int(p) for p in items]
+        raise ValueError("mixed or empty")
+    except ValueError as err:
+        raise ValueError(f"expected channel indices like `0,2,4` or a composite like `0:magenta,1:green` "
+                         f"(colours: {', '.join(sorted(set(COLORS) - {'grey', 'white'}))}); received `{spec}` "
+                         f"({err}).") from None
+
+
+def _scaled(images: np.ndarray, value_range, normalize: str) -> np.ndarray:
+    """Return images as float64 display intensities in [0, 1] (NaN kept)."""
+    x = np.asarray(images, dtype=np.float64)
+    if normalize == "none":
+        return np.clip(x, 0.0, 1.0)
+    if normalize == "per-image":
+        with np.errstate(invalid="ignore"):
+            finite = np.where(np.isfinite(x), x, np.nan)
+            lo = np.nanmin(finite, axis=(1, 2), keepdims=True) if finite.size else 0.0
+            hi = np.nanmax(finite, axis=(1, 2), keepdims=True) if finite.size else 1.0
+        lo, hi = np.nan_to_num(lo, nan=0.0), np.nan_to_num(hi, nan=1.0)
+        span = np.where(hi > lo, hi - lo, 1.0)
+        return np.clip((x - lo) / span, 0.0, 1.0)
+    lo, hi = (float(v) for v in value_range)
+    if not hi > lo:
+        raise ValueError(f"value_range must be (lo, hi) with lo < hi; received {value_range}.")
+    return np.clip((x - lo) / (hi - lo), 0.0, 1.0)
+
+
+def display(images: np.ndarray, *, channels=None, value_range=(0.0, 1.0), normalize: str = "global",
+            scale: int = 1) -> np.ndarray:
+    """Return (N, H * scale, W * scale, 1 or 3) uint8: what the user sees of model-space images.
+
+    images : (N, H, W, C) in the model's `value_range` (any dtype; 16-bit keeps
+        its full range until the final rounding).
+    channels : indices (see `pick_channels`) or a composite [(index, colour)]
+        that adds each chosen channel in its colour, as microscopy viewers do.
+    normalize : `global` (the value range), `per-image` (each image's own
+        min..max per channel) or `none` (values already in [0, 1]).
+    scale : nearest-neighbour upsampling factor, for tiny images.
+    NaN becomes 0 (black); +-Inf clip to the range's ends.
+    """
+    if normalize not in NORMALIZE:
+        raise ValueError(f"normalize must be one of {NORMALIZE}; received `{normalize}`.")
+    images = np.asarray(images)
+    if images.ndim != 4:
+        raise ValueError(f"images must be (N, H, W, C); received shape {images.shape}.")
+    if channels and isinstance(channels[0], (tuple, list)):
+        c = images.shape[-1]
+        if any(not 0 <= k < c for k, _ in channels):
+            raise ValueError(f"composite channels must be below {c} (the images' channel count); "
+                             f"received {[k for k, _ in channels]}.")
+        x = np.nan_to_num(_scaled(images[..., [k for k, _ in channels]], value_range, normalize), nan=0.0)
+        rgb = np.clip(x @ np.array([COLORS[name] for _, name in channels], np.float64), 0.0, 1.0)
+        out = np.rint(rgb * 255).astype(np.uint8)
+    else:
+        x = _scaled(pick_channels(images, channels), value_range, normalize)
+        out = np.rint(np.nan_to_num(x, nan=0.0) * 255).astype(np.uint8)
+    if scale > 1:
+        out = out.repeat(scale, axis=1).repeat(scale, axis=2)
+    return out
 
 
 def square_cols(n: int) -> int:

@@ -27,6 +27,7 @@ from pipeline.run import RunError
 ALL_VIEWS = ("recon", "walk", "manifold", "samples", "interp", "traversal")
 GIF_VIEWS = ("recon", "walk", "manifold", "samples", "interp")
 PRIOR_Z = "prior_z.npy"
+TENSORBOARD = "tensorboard"
 GIF_CAPTION_HEIGHT = 16
 
 
@@ -40,16 +41,16 @@ class Summary:
     frames: int = 0
     skipped: int = 0
     failed: dict[int, str] = field(default_factory=dict)
-    gifs: list[str] = field(default_factory=list)
+    animations: list[str] = field(default_factory=list)
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
 
     def line(self) -> str:
-        if not self.rendered and not self.failed and not self.gifs:
+        if not self.rendered and not self.failed and not self.animations:
             return (f"nothing to render: all {self.selected} selected checkpoints are up to date in "
                     f"{self.out_dir} ({self.seconds:.2f} s; --force renders again)")
         return (f"rendered {len(self.rendered)} checkpoints ({self.frames} frames), skipped {self.skipped} "
-                f"up to date, failed {len(self.failed)}, {len(self.gifs)} GIFs rebuilt, "
+                f"up to date, failed {len(self.failed)}, {len(self.animations)} animations rebuilt, "
                 f"in {self.seconds:.1f} s -> {self.out_dir}")
 
 
@@ -90,7 +91,8 @@ def _stamp(path: Path) -> dict:
 
 
 def render(run_dir, *, out_dir=None, every=None, epochs=None, views=("recon", "walk"), walk_steps=10,
-           walk_range=(0.05, 0.95), pad=2, channels=None, data=None, fps=5.0, sort_latents=None,
+           walk_range=(0.05, 0.95), pad=2, channels=None, normalize="global", scale=1, data=None, fps=5.0,
+           mp4=False, tensorboard=False, sort_latents=None,
            active_kl=0.01, max_latents=None, walk_anchor="prior", manifold_dims=None, traverse_epoch=None,
            n_prior=64, interp_pairs=8, interp_steps=8, jobs=None, force=False, safe_mode=True, imports=(),
            progress=None, log=lambda msg: None) -> Summary:
@@ -135,13 +137,12 @@ def render(run_dir, *, out_dir=None, every=None, epochs=None, views=("recon", "w
         raise ValueError(f"the manifold view needs latent_dim >= 2; this run has {latent_dim}.")
 
     value_range = [float(v) for v in info["value_range"]]
-    if channels is not None:
-        grid.pick_channels(np.zeros((1, 1, 1, info["input_shape"][-1])), channels)  # validates
-    inputs_u8 = None
-    if samples is not None:
-        inputs_u8 = grid.to_uint8(grid.pick_channels(samples, channels), value_range=value_range)
-    picture = {"channels": None if channels is None else list(channels), "value_range": value_range,
-               "pad": pad, "pad_value": grid.contrasting_pad(inputs_u8) if inputs_u8 is not None else 128}
+    shown = {"channels": None if channels is None else [list(c) if isinstance(c, tuple) else c for c in channels],
+             "value_range": value_range, "normalize": normalize, "scale": scale}
+    grid.display(np.zeros((1, 1, 1, info["input_shape"][-1])), **shown)  # validates --channels early
+    inputs_u8 = grid.display(samples, **shown) if samples is not None else None
+    picture = {**shown, "pad": pad,
+               "pad_value": grid.contrasting_pad(inputs_u8) if inputs_u8 is not None else 128}
     walk = {"walk_steps": walk_steps, "walk_range": [float(walk_range[0]), float(walk_range[1])]}
     common = {**picture, **walk, "active_kl": active_kl, "anchor": walk_anchor, "fps": fps,
               "interp_pairs": interp_pairs, "interp_steps": interp_steps,
@@ -262,10 +263,20 @@ def render(run_dir, *, out_dir=None, every=None, epochs=None, views=("recon", "w
             summary.frames += sum(1 for name in result["files"] if not name.endswith(".json"))
     summary.failed = {e: r for e, r in summary.failed.items() if e not in summary.rendered}
 
+    history = {int(r["epoch"]): r for r in run.read_history(run_dir / run.HISTORY_CSV)}
     _build_gifs(out_dir, manifest, selected, [v for v in views if v in GIF_VIEWS], fps=fps, force=force,
-                summary=summary)
+                summary=summary, history=history, mp4=mp4)
+    if tensorboard:
+        _write_tensorboard(out_dir, manifest, selected, [v for v in views if v in GIF_VIEWS], history,
+                           force=force, summary=summary)
     if has_kl or samples is not None:
         _write_latents_csv(out_dir, manifest, selected)
+    from pipeline.report import write_report
+
+    write_report(out_dir, run_dir=run_dir, manifest=manifest, selected=selected, views=views,
+                 settings={**picture, "views": list(views), **{k: common[k] for k in
+                           ("walk_steps", "walk_range", "order", "anchor", "active_kl", "manifold_dims")}},
+                 history=history)
     writers.write_json(out_dir / plan.MANIFEST, manifest)
     summary.rendered.sort()
     summary.seconds = time.perf_counter() - started
@@ -307,8 +318,18 @@ def _write_latents_csv(out_dir: Path, manifest: dict, selected) -> None:
     writers.write_bytes(out_dir / "latents.csv", ("\n".join(lines) + "\n").encode())
 
 
-def _build_gifs(out_dir, manifest, selected, views, *, fps, force, summary) -> None:
-    """Rebuild each view's GIF whose frames (or settings) changed since it was made."""
+def caption_text(epoch: int, history: dict, width: int) -> str:
+    """Return a frame's caption: the epoch and, when history.csv has them, its loss and kl."""
+    text = f"epoch {epoch:>{width}}"
+    row = history.get(epoch, {})
+    for key, fmt in (("loss", ".1f"), ("kl", ".2f")):
+        if key in row:
+            text += f"  {key} {row[key]:{fmt}}"
+    return text
+
+
+def _build_gifs(out_dir, manifest, selected, views, *, fps, force, summary, history, mp4=False) -> None:
+    """Rebuild each view's GIF (and MP4) whose frames, captions or settings changed since it was made."""
     from pipeline import grid, writers
 
     files = manifest["files"]
@@ -317,16 +338,40 @@ def _build_gifs(out_dir, manifest, selected, views, *, fps, force, summary) -> N
                   if plan.frame_name(view, c.epoch) in files and (out_dir / plan.frame_name(view, c.epoch)).is_file()]
         if not epochs:
             continue
-        name = f"{view}.gif"
-        record = plan.gif_record(manifest, view, epochs, {"fps": fps, "caption": "epoch"})
-        if not force and plan.is_fresh(out_dir, manifest, name, record):
+        width = len(str(epochs[-1]))
+        captions = [caption_text(e, history, width) for e in epochs]
+        record = plan.gif_record(manifest, view, epochs, {"fps": fps, "captions": captions})
+        targets = [f"{view}.gif"] + ([f"{view}.mp4"] if mp4 else [])
+        stale = [name for name in targets if force or not plan.is_fresh(out_dir, manifest, name, record)]
+        if not stale:
             continue
-        width = max(len(str(epochs[-1])), 1)
-        frames = [grid.caption(writers.read_png(out_dir / plan.frame_name(view, e)),
-                               f"epoch {e:>{width}}", height=GIF_CAPTION_HEIGHT) for e in epochs]
-        writers.write_gif(out_dir / name, frames, fps=fps)
-        files[name] = record
-        summary.gifs.append(name)
+        frames = [grid.caption(writers.read_png(out_dir / plan.frame_name(view, e)), text, height=GIF_CAPTION_HEIGHT)
+                  for e, text in zip(epochs, captions)]
+        for name in stale:
+            (writers.write_gif if name.endswith(".gif") else writers.write_mp4)(out_dir / name, frames, fps=fps)
+            files[name] = record
+            summary.animations.append(name)
+
+
+def _write_tensorboard(out_dir, manifest, selected, views, history, *, force, summary) -> None:
+    """Rewrite OUT/tensorboard/ when a frame or the history changed: one image per view and epoch
+    (tag vaeviz/<view>, step = epoch) and the history as scalars. Rewriting whole keeps re-runs
+    from duplicating steps."""
+    from pipeline import writers
+
+    files = manifest["files"]
+    images = {view: [(c.epoch, plan.frame_name(view, c.epoch)) for c in selected
+                     if plan.frame_name(view, c.epoch) in files] for view in views}
+    record = {"images": {v: [[e, files[n]] for e, n in items] for v, items in images.items()},
+              "history": [history[e] for e in sorted(history)]}  # a list: JSON keys would be strings
+    name = f"{TENSORBOARD}/{writers.TENSORBOARD_EVENTS}"
+    if not force and plan.is_fresh(out_dir, manifest, name, record):
+        return
+    writers.write_tensorboard(out_dir / TENSORBOARD,
+                              images={v: [(e, out_dir / n) for e, n in items] for v, items in images.items()},
+                              scalars=history)
+    files[name] = record
+    summary.animations.append(name)
 
 
 # --- CLI -------------------------------------------------------------------
@@ -341,10 +386,12 @@ class NotARun(click.ClickException):
 def _channels(ctx, param, value):
     if value is None:
         return None
+    from pipeline.grid import parse_channels
+
     try:
-        return [int(v) for v in value.split(",") if v.strip()]
-    except ValueError:
-        raise click.BadParameter(f"expected channel indices like `0,2,4`, received `{value}`.") from None
+        return parse_channels(value)
+    except ValueError as err:
+        raise click.BadParameter(str(err)) from None
 
 
 def _views(ctx, param, value):
@@ -393,10 +440,17 @@ def _epochs(ctx, param, value):
               default=(0.05, 0.95), show_default=True,
               help="Quantiles LO HI of the standard normal that the walk spans.")
 @click.option("--pad", default=2, show_default=True, type=click.IntRange(min=0), help="Pixels between tiles.")
-@click.option("--channels", callback=_channels, help="Channels to show for >3-channel images, e.g. `0,2,4`.")
+@click.option("--channels", callback=_channels,
+              help="Channels to show: indices `0,2,4`, or a colour composite `0:magenta,1:green,2:gray`.")
+@click.option("--normalize", type=click.Choice(["global", "per-image", "none"]), default="global", show_default=True,
+              help="Intensity scaling: the model's value range, each image's own min..max, or none.")
+@click.option("--scale", default=1, show_default=True, type=click.IntRange(1, 16),
+              help="Upsample tiles K times (nearest neighbour), for tiny images.")
 @click.option("--data", help="Training data to take samples from when the run has no samples.h5.")
 @click.option("--fps", default=5.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
               help="GIF frames per second.")
+@click.option("--mp4", is_flag=True, help="Also write <view>.mp4 (H.264) beside each GIF.")
+@click.option("--tensorboard", is_flag=True, help="Also write frames and history to OUT/tensorboard/.")
 @click.option("--views", callback=_views, default="recon,walk", show_default=True,
               help=f"What to render, comma-separated, from: {','.join(ALL_VIEWS)}.")
 @click.option("--sort-latents", type=click.Choice(["kl", "index"]),
@@ -419,7 +473,8 @@ def _epochs(ctx, param, value):
               help="Import MODULE first, to register custom layers the run uses.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar, only the summary line.")
 @click.option("--verbose", "-v", is_flag=True, help="Say more; show tracebacks.")
-def main(run_dir, out_dir, every, epochs, walk_steps, walk_range, pad, channels, data, fps, views,
+def main(run_dir, out_dir, every, epochs, walk_steps, walk_range, pad, channels, normalize, scale, data, fps,
+         mp4, tensorboard, views,
          sort_latents, active_kl, max_latents, walk_anchor, manifold_dims, traverse_epoch, n_prior, jobs,
          force, unsafe, imports, quiet, verbose):
     """Render RUN_DIR's checkpoints into pictures and GIFs.
@@ -449,7 +504,8 @@ def main(run_dir, out_dir, every, epochs, walk_steps, walk_range, pad, channels,
 
     try:
         summary = render(run_dir, out_dir=out_dir, every=every, epochs=epochs, walk_steps=walk_steps,
-                         walk_range=walk_range, pad=pad, channels=channels, data=data, fps=fps, views=views,
+                         walk_range=walk_range, pad=pad, channels=channels, normalize=normalize, scale=scale,
+                         data=data, fps=fps, mp4=mp4, tensorboard=tensorboard, views=views,
                          sort_latents=sort_latents, active_kl=active_kl, max_latents=max_latents,
                          walk_anchor=walk_anchor, manifold_dims=manifold_dims, traverse_epoch=traverse_epoch,
                          n_prior=n_prior, jobs=jobs,

@@ -9,9 +9,14 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.run import atomic_write_bytes, atomic_write_json
+import os
 
-__all__ = ["write_png", "read_png", "write_gif", "write_json", "write_bytes"]
+from pipeline.run import atomic_write_bytes, atomic_write_json, temp_path
+
+__all__ = ["write_png", "read_png", "write_gif", "write_mp4", "write_tensorboard", "write_json", "write_bytes"]
+
+# One events file under a fixed name, rewritten whole: a re-render never duplicates a step.
+TENSORBOARD_EVENTS = "events.out.tfevents.vaeviz"
 
 write_json = atomic_write_json
 write_bytes = atomic_write_bytes
@@ -48,3 +53,57 @@ def write_gif(path: Path, frames: list[np.ndarray], *, fps: float = 5.0) -> None
     buf = io.BytesIO()
     iio.imwrite(buf, stack, extension=".gif", duration=round(1000 / fps), loop=0)
     atomic_write_bytes(path, buf.getvalue())
+
+
+def write_mp4(path: Path, frames: list[np.ndarray], *, fps: float = 5.0) -> None:
+    """Write frames as an H.264 MP4 (yuv420p, even width and height) that common players open."""
+    import imageio.v2 as iio2
+
+    if not frames:
+        raise ValueError("write_mp4 needs at least one frame.")
+    h, w = frames[0].shape[:2]
+    even_h, even_w = h + h % 2, w + w % 2  # yuv420p halves chroma: both sides must be even
+    path = Path(path)
+    tmp = temp_path(path).with_suffix(".mp4")  # ffmpeg picks the container from the suffix
+    try:
+        with iio2.get_writer(tmp, format="FFMPEG", fps=fps, codec="libx264", pixelformat="yuv420p",
+                             macro_block_size=1, ffmpeg_log_level="error") as writer:
+            for frame in frames:
+                rgb = np.zeros((even_h, even_w, 3), np.uint8)
+                rgb[:h, :w] = frame if frame.ndim == 3 and frame.shape[-1] == 3 else _plain(frame)[..., None]
+                writer.append_data(rgb)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_tensorboard(folder: Path, *, images: dict, scalars: dict) -> None:
+    """Write one TensorBoard events file: `images` {view: [(epoch, png path)]} as image
+    summaries tagged vaeviz/<view>, and `scalars` {epoch: {name: value}} tagged history/<name>,
+    each at step = epoch. No TensorFlow needed."""
+    import struct
+
+    from tensorboard.compat.proto.event_pb2 import Event
+    from tensorboard.compat.proto.summary_pb2 import Summary
+    from tensorboard.summary.writer.record_writer import RecordWriter
+
+    buf = io.BytesIO()
+    writer = RecordWriter(buf)
+    writer.write(Event(wall_time=0.0, file_version="brain.Event:2").SerializeToString())
+    events = []
+    for view, items in images.items():
+        for epoch, png in items:
+            data = Path(png).read_bytes()
+            width, height = struct.unpack(">II", data[16:24])  # the PNG IHDR chunk
+            channels = {0: 1, 2: 3, 4: 2, 6: 4}.get(data[25], 3)
+            value = Summary.Value(tag=f"vaeviz/{view}", image=Summary.Image(
+                height=height, width=width, colorspace=channels, encoded_image_string=data))
+            events.append((epoch, value))
+    for epoch, row in scalars.items():
+        for name, v in row.items():
+            if name != "epoch":
+                events.append((epoch, Summary.Value(tag=f"history/{name}", simple_value=float(v))))
+    for epoch, value in sorted(events, key=lambda e: (e[0], e[1].tag)):
+        writer.write(Event(wall_time=float(epoch), step=int(epoch), summary=Summary(value=[value])).SerializeToString())
+    atomic_write_bytes(Path(folder) / TENSORBOARD_EVENTS, buf.getvalue())

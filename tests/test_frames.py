@@ -43,7 +43,7 @@ class CountingModels:
         return np.full((len(codes), 4, 4, 1), 0.5, np.float32)
 
 
-SETTINGS = {"channels": None, "value_range": [0.0, 1.0], "pad": 2, "pad_value": 255,
+SETTINGS = {"channels": None, "value_range": [0.0, 1.0], "normalize": "global", "scale": 1, "pad": 2, "pad_value": 255,
             "walk_steps": 10, "walk_range": [0.05, 0.95], "order": None, "anchor": "prior", "active_kl": 0.01}
 LABEL = 64  # the walk's row-label band
 
