@@ -112,6 +112,27 @@ def traversal_codes(anchors: np.ndarray, dims, *, steps: int = 10, lo: float = 0
     return codes.reshape(len(sweep), len(dims) * len(anchors), anchors.shape[-1]).astype(np.float32)
 
 
+def unusual_layers(info: dict) -> list[tuple[str, str]]:
+    """Return (layer name, class) of the run's layers that are Lambdas or not Keras' own."""
+    found = []
+
+    def visit(node):
+        if isinstance(node, dict):
+            cls, module = node.get("class_name"), node.get("module") or ""
+            if isinstance(cls, str) and "config" in node and (
+                    cls == "Lambda" or (module and module.split(".")[0] != "keras")):
+                found.append((str(node["config"].get("name", "?")) if isinstance(node["config"], dict)
+                              else "?", cls if not module else f"{module}.{cls}"))
+            for v in node.values():
+                visit(v)
+        elif isinstance(node, list):
+            for v in node:
+                visit(v)
+
+    visit([info.get("encoder"), info.get("decoder")])
+    return found
+
+
 class Models:
     """A run's encoder and decoder, rebuilt once, loaded with one checkpoint at a time."""
 
@@ -122,9 +143,11 @@ class Models:
             self.encoder = keras.saving.deserialize_keras_object(info["encoder"], safe_mode=safe_mode)
             self.decoder = keras.saving.deserialize_keras_object(info["decoder"], safe_mode=safe_mode)
         except (ValueError, TypeError) as err:
-            raise RunError(f"The run's architecture cannot be rebuilt: {err} If you trust this run "
-                           f"directory, pass --unsafe (Lambda layers) or --import MODULE (custom "
-                           f"layers registered by MODULE).") from err
+            named = ", ".join(f"`{name}` ({cls})" for name, cls in unusual_layers(info)) or "see above"
+            raise RunError(f"The run's architecture cannot be rebuilt safely: {err}\nLayers that need "
+                           f"trust or code: {named}. If you trust this run directory, pass --unsafe "
+                           f"(Lambda layers) or --import MODULE (a module that registers the custom "
+                           f"layers).") from err
         self.has_log_var = len(info.get("encoder_outputs", ["z_mean"])) > 1
         self.latent_dim = int(info["latent_dim"])
 

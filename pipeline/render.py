@@ -374,6 +374,43 @@ def _write_tensorboard(out_dir, manifest, selected, views, history, *, force, su
     summary.animations.append(name)
 
 
+def follow_run(run_dir, *, poll: float = 2.0, idle_timeout: float = 600.0, on_summary=lambda s: None,
+           log=lambda msg: None, sleep=time.sleep, **options) -> list[Summary]:
+    """Render `run_dir` again and again as checkpoints appear; return every pass's Summary.
+
+    Stops when run.json says the run finished and a pass found no new
+    checkpoint, or after `idle_timeout` seconds without a new checkpoint
+    (KeyboardInterrupt stops it too: every file is written atomically and the
+    manifest after each chunk, so the outputs stay consistent). Waits for a
+    run directory that does not exist yet.
+    """
+    summaries, seen, last_new = [], None, time.monotonic()
+    while True:
+        stamps = [c.stamp() for c in run.list_checkpoints(run_dir)]
+        if stamps != seen:
+            seen, last_new = stamps, time.monotonic()
+            try:
+                summary = render(run_dir, **options)
+            except RunError as err:
+                if (Path(run_dir) / run.RUN_JSON).is_file() and stamps:
+                    raise  # a broken run, not one still starting
+                log(f"waiting for {run_dir}: {err}")
+            else:
+                summaries.append(summary)
+                on_summary(summary)
+        try:
+            finished = run.read_run(run_dir).get("finished", False)
+        except RunError:
+            finished = False
+        if finished and [c.stamp() for c in run.list_checkpoints(run_dir)] == seen:
+            log("the run finished; every checkpoint is rendered")
+            return summaries
+        if time.monotonic() - last_new > idle_timeout:
+            log(f"no new checkpoint for {idle_timeout:g} s: stopping")
+            return summaries
+        sleep(poll)
+
+
 # --- CLI -------------------------------------------------------------------
 
 
@@ -471,23 +508,27 @@ def _epochs(ctx, param, value):
               "Only for run directories you trust.")
 @click.option("--import", "imports", multiple=True, metavar="MODULE",
               help="Import MODULE first, to register custom layers the run uses.")
+@click.option("--follow", is_flag=True, help="Keep rendering new checkpoints while training runs; stop when "
+              "run.json says the run finished, after --idle-timeout, or on Ctrl-C.")
+@click.option("--poll", default=2.0, show_default=True, type=click.FloatRange(min=0.05),
+              help="Seconds between looks for new checkpoints with --follow.")
+@click.option("--idle-timeout", default=600.0, show_default=True, type=click.FloatRange(min=0),
+              help="With --follow, stop after this many seconds without a new checkpoint.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar, only the summary line.")
 @click.option("--verbose", "-v", is_flag=True, help="Say more; show tracebacks.")
-def main(run_dir, out_dir, every, epochs, walk_steps, walk_range, pad, channels, normalize, scale, data, fps,
-         mp4, tensorboard, views,
-         sort_latents, active_kl, max_latents, walk_anchor, manifold_dims, traverse_epoch, n_prior, jobs,
-         force, unsafe, imports, quiet, verbose):
+def main(run_dir, *, unsafe, follow, poll, idle_timeout, quiet, verbose, walk_range, **options):
     """Render RUN_DIR's checkpoints into pictures and GIFs.
 
     \b
     Writes into --out (default outputs/<run name>):
       inputs.png, recon/epoch_NNNN.png, walk/epoch_NNNN.png, recon.gif, walk.gif,
-      latents.csv, and with --views more: manifold/, samples/, interp/, traversal.gif
+      latents.csv, index.html, and with --views more: manifold/, samples/, interp/, traversal.gif
     A re-run renders only what is missing or stale.
 
     \b
-    Example:
+    Examples:
       python -m pipeline.render checkpoints/demo --every 5 --jobs 2
+      python -m pipeline.render checkpoints/demo --follow      # while training runs
     """
     if walk_range[0] >= walk_range[1]:
         raise click.BadParameter(f"LO must be below HI, received {walk_range[0]} {walk_range[1]}.",
@@ -501,17 +542,36 @@ def main(run_dir, out_dir, every, epochs, walk_steps, walk_range, pad, channels,
             bar = click.progressbar(length=total, label="rendering", file=sys.stderr)
             bar.__enter__()
         bar.update(done - bar.pos)
+        if done == total:
+            bar.__exit__(None, None, None)
+            bar = None
 
+    def report(summary):
+        for note in summary.notes:
+            if not verbose:
+                say(note)
+        for epoch, reason in sorted(summary.failed.items()):
+            click.echo(f"failed: epoch {epoch}: {reason}", err=True)
+        if follow and summary.rendered:
+            click.echo(f"rendered epochs: {', '.join(map(str, summary.rendered))}")
+        click.echo(summary.line())
+
+    options.update(walk_range=walk_range, safe_mode=not unsafe,
+                   progress=progress if not quiet and sys.stderr.isatty() else None,
+                   log=say if verbose else (lambda m: None))
     try:
-        summary = render(run_dir, out_dir=out_dir, every=every, epochs=epochs, walk_steps=walk_steps,
-                         walk_range=walk_range, pad=pad, channels=channels, normalize=normalize, scale=scale,
-                         data=data, fps=fps, mp4=mp4, tensorboard=tensorboard, views=views,
-                         sort_latents=sort_latents, active_kl=active_kl, max_latents=max_latents,
-                         walk_anchor=walk_anchor, manifold_dims=manifold_dims, traverse_epoch=traverse_epoch,
-                         n_prior=n_prior, jobs=jobs,
-                         force=force, safe_mode=not unsafe, imports=imports,
-                         progress=progress if not quiet and sys.stderr.isatty() else None,
-                         log=say if verbose else (lambda m: None))
+        if follow:
+            summaries = []
+            try:
+                follow_run(run_dir, poll=poll, idle_timeout=idle_timeout, on_summary=lambda s: (
+                    summaries.append(s), report(s)), **options)
+            except KeyboardInterrupt:
+                say("stopped (Ctrl-C); the outputs are consistent: render again to complete them")
+            failed = any(s.failed for s in summaries[-1:])
+        else:
+            summary = render(run_dir, **options)
+            report(summary)
+            failed = bool(summary.failed)
     except RunError as err:
         if verbose:
             raise
@@ -523,13 +583,7 @@ def main(run_dir, out_dir, every, epochs, walk_steps, walk_range, pad, channels,
     finally:
         if bar is not None:
             bar.__exit__(None, None, None)
-    for note in summary.notes:
-        if not verbose:
-            say(note)
-    for epoch, reason in sorted(summary.failed.items()):
-        click.echo(f"failed: epoch {epoch}: {reason}", err=True)
-    click.echo(summary.line())
-    if summary.failed:
+    if failed:
         sys.exit(1)
 
 

@@ -1,0 +1,80 @@
+"""`render --follow` beside a training process."""
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from pipeline import run
+from pipeline.render import follow_run, main
+
+EPOCHS = 6
+TRAIN = f"""
+import os, sys, time
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+import keras
+from pipeline.callback import CheckpointForViz
+from pipeline.data import shapes
+from pipeline.model import ImageVAE
+
+x, _ = shapes(128, size=16)
+keras.utils.set_random_seed(0)
+model = ImageVAE(image_size=16, latent_dim=2, filters=4)
+model.compile(optimizer="adam")
+slow = keras.callbacks.LambdaCallback(on_epoch_end=lambda e, logs: time.sleep(0.7))  # a slower model
+model.fit(x, epochs={EPOCHS}, batch_size=64, verbose=0,
+          callbacks=[CheckpointForViz(sys.argv[1], x, n_samples=4), slow])
+"""
+
+
+def digests(folder: Path) -> dict:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.suffix in (".png", ".gif")}
+
+
+@pytest.mark.slow
+def test_follow_renders_each_epoch_once_while_training_and_ends_equal_to_a_fresh_render(tmp_path):
+    run_dir, out = tmp_path / "run", tmp_path / "out"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3",
+           "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    # the follower starts first: it waits for the run directory to appear
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "pipeline.render", str(run_dir), "--out", str(out), "--follow", "--poll", "0.2",
+         "--idle-timeout", "120", "--jobs", "1", "--sort-latents", "index", "-q"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    trainer = subprocess.run([sys.executable, "-c", TRAIN, str(run_dir)], capture_output=True, text=True,
+                             env=env, timeout=300)
+    assert trainer.returncode == 0, trainer.stderr
+    stdout, stderr = follower.communicate(timeout=300)
+    assert follower.returncode == 0, stderr
+
+    rendered = [int(e) for line in re.findall(r"rendered epochs: ([\d, ]+)", stdout) for e in line.split(",")]
+    assert sorted(rendered) == list(range(1, EPOCHS + 1)), stdout  # each epoch exactly once
+    assert len(re.findall("rendered epochs", stdout)) > 1, "rendered all at the end, not as they appeared"
+
+    fresh = tmp_path / "fresh"
+    result = CliRunner().invoke(main, [str(run_dir), "--out", str(fresh), "-j", "1", "--sort-latents", "index"])
+    assert result.exit_code == 0, result.output
+    assert digests(out) == digests(fresh)
+
+
+def test_follow_stops_after_the_idle_timeout_when_the_run_never_finishes(tiny_run, tmp_path, monkeypatch):
+    run_dir = tmp_path / "run"
+    shutil.copytree(tiny_run.run_dir, run_dir)
+    run.write_run(run_dir, {**run.read_run(run_dir), "finished": False})
+    clock, sleeps = [0.0], []
+
+    def fake_sleep(seconds):
+        sleeps.append(seconds)
+        clock[0] += seconds
+
+    monkeypatch.setattr("pipeline.render.time.monotonic", lambda: clock[0])
+    summaries = follow_run(run_dir, out_dir=tmp_path / "o", poll=1.0, idle_timeout=5.0, sleep=fake_sleep, jobs=1)
+    assert len(summaries) == 1 and summaries[0].rendered == [1, 2, 3]
+    assert sleeps == [1.0] * 6  # polled, not busy-looped, and gave up after 5 s idle
