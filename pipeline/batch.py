@@ -34,7 +34,7 @@ def cap_threads(threads: int) -> None:
     for var in ("TF_NUM_INTRAOP_THREADS", "OMP_NUM_THREADS"):
         os.environ[var] = str(threads)
     os.environ["TF_NUM_INTEROP_THREADS"] = "1"
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # CUDA probing noise on CPU machines
     import tensorflow as tf
 
     try:
@@ -100,7 +100,10 @@ def view_grids(models, samples, views: list[str], settings: dict) -> dict:
     lo, hi = s["walk_range"]
     d = models.latent_dim
 
+    nonfinite = []
+
     def shown(images):
+        nonfinite.append(int(grid.nonfinite_mask(images).sum()))
         return grid.display(images, channels=s["channels"], value_range=s["value_range"],
                             normalize=s["normalize"], scale=s["scale"])
 
@@ -161,6 +164,9 @@ def view_grids(models, samples, views: list[str], settings: dict) -> dict:
         labels, grays = row_labels(dims, kl, s["active_kl"])
         out["traversal"] = [grid.caption(rows_labelled(tiles[t], len(anchors), labels, grays),
                                          f"epoch {s['traverse_epoch']}") for t in range(n_frames)]
+    if sum(nonfinite):
+        out["warning"] = (f"{sum(nonfinite)} pixels are NaN or Inf (the weights or codes are not finite); "
+                          f"they are shown in red")
     return out
 
 
@@ -183,6 +189,7 @@ def render_chunk(job: dict) -> list[dict]:
         try:
             models.load(Path(path))
             outputs = view_grids(models, samples, views, job["common"])
+            result["warning"] = outputs.get("warning")
             for view in views:
                 name = plan.frame_name(view, epoch)
                 path = Path(job["out_dir"]) / name

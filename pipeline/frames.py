@@ -58,7 +58,7 @@ def kl_per_dim(z_mean: np.ndarray, z_log_var: np.ndarray) -> np.ndarray:
 
 def rank_latents(kl, *, max_latents: int | None = None) -> list[int]:
     """Return dimensions by decreasing KL (ties by index), the first `max_latents` of them."""
-    kl = np.asarray(kl, np.float64)
+    kl = np.nan_to_num(np.asarray(kl, np.float64), nan=-np.inf)  # a NaN KL ranks last
     order = sorted(range(len(kl)), key=lambda d: (-kl[d], d))
     return order[:max_latents] if max_latents else order
 

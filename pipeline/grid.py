@@ -54,6 +54,7 @@ def to_uint8(images: np.ndarray, *, value_range=(0.0, 1.0)) -> np.ndarray:
 COLORS = {"red": (1, 0, 0), "green": (0, 1, 0), "blue": (0, 0, 1), "cyan": (0, 1, 1),
           "magenta": (1, 0, 1), "yellow": (1, 1, 0), "gray": (1, 1, 1), "grey": (1, 1, 1), "white": (1, 1, 1)}
 NORMALIZE = ("global", "per-image", "none")
+NONFINITE_RGB = (255, 0, 0)  # where a model produced NaN or Inf
 
 
 def parse_channels(spec: str):
@@ -95,6 +96,14 @@ def _scaled(images: np.ndarray, value_range, normalize: str) -> np.ndarray:
     return np.clip((x - lo) / (hi - lo), 0.0, 1.0)
 
 
+def nonfinite_mask(images: np.ndarray) -> np.ndarray:
+    """Return (N, H, W) bool: pixels with NaN or Inf in any channel of (N, H, W, C) images."""
+    images = np.asarray(images)
+    if images.dtype.kind not in "fc":
+        return np.zeros(images.shape[:-1], bool)
+    return ~np.isfinite(images).all(axis=-1)
+
+
 def display(images: np.ndarray, *, channels=None, value_range=(0.0, 1.0), normalize: str = "global",
             scale: int = 1) -> np.ndarray:
     """Return (N, H * scale, W * scale, 1 or 3) uint8: what the user sees of model-space images.
@@ -106,7 +115,8 @@ def display(images: np.ndarray, *, channels=None, value_range=(0.0, 1.0), normal
     normalize : `global` (the value range), `per-image` (each image's own
         min..max per channel) or `none` (values already in [0, 1]).
     scale : nearest-neighbour upsampling factor, for tiny images.
-    NaN becomes 0 (black); +-Inf clip to the range's ends.
+    Pixels with NaN or Inf in a shown channel are painted NONFINITE_RGB (red;
+    a grayscale result then becomes RGB), so a diverged model is seen, not hidden.
     """
     if normalize not in NORMALIZE:
         raise ValueError(f"normalize must be one of {NORMALIZE}; received `{normalize}`.")
@@ -118,12 +128,18 @@ def display(images: np.ndarray, *, channels=None, value_range=(0.0, 1.0), normal
         if any(not 0 <= k < c for k, _ in channels):
             raise ValueError(f"composite channels must be below {c} (the images' channel count); "
                              f"received {[k for k, _ in channels]}.")
-        x = np.nan_to_num(_scaled(images[..., [k for k, _ in channels]], value_range, normalize), nan=0.0)
+        raw = images[..., [k for k, _ in channels]]
+        x = np.nan_to_num(_scaled(raw, value_range, normalize), nan=0.0)
         rgb = np.clip(x @ np.array([COLORS[name] for _, name in channels], np.float64), 0.0, 1.0)
         out = np.rint(rgb * 255).astype(np.uint8)
     else:
-        x = _scaled(pick_channels(images, channels), value_range, normalize)
+        raw = pick_channels(images, channels)
+        x = _scaled(raw, value_range, normalize)
         out = np.rint(np.nan_to_num(x, nan=0.0) * 255).astype(np.uint8)
+    bad = nonfinite_mask(raw)
+    if bad.any():
+        out = out if out.shape[-1] == 3 else out.repeat(3, axis=-1)
+        out[bad] = NONFINITE_RGB
     if scale > 1:
         out = out.repeat(scale, axis=1).repeat(scale, axis=2)
     return out

@@ -44,6 +44,7 @@ class Summary:
     animations: list[str] = field(default_factory=list)
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    warnings: dict[int, str] = field(default_factory=dict)
 
     def line(self) -> str:
         if not self.rendered and not self.failed and not self.animations:
@@ -261,6 +262,8 @@ def render(run_dir, *, out_dir=None, every=None, epochs=None, views=("recon", "w
         else:
             summary.rendered.append(epoch)
             summary.frames += sum(1 for name in result["files"] if not name.endswith(".json"))
+            if result.get("warning"):
+                summary.warnings[epoch] = result["warning"]
     summary.failed = {e: r for e, r in summary.failed.items() if e not in summary.rendered}
 
     history = {int(r["epoch"]): r for r in run.read_history(run_dir / run.HISTORY_CSV)}
@@ -550,6 +553,8 @@ def main(run_dir, *, unsafe, follow, poll, idle_timeout, quiet, verbose, walk_ra
         for note in summary.notes:
             if not verbose:
                 say(note)
+        for epoch, message in sorted(summary.warnings.items()):
+            click.echo(f"warning: epoch {epoch}: {message}", err=True)
         for epoch, reason in sorted(summary.failed.items()):
             click.echo(f"failed: epoch {epoch}: {reason}", err=True)
         if follow and summary.rendered:
