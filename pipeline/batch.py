@@ -29,8 +29,14 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
-def cap_threads(threads: int) -> None:
-    """Limit TensorFlow's (and BLAS') threads in this process, before or after TF starts."""
+def cap_threads(threads: int | None) -> None:
+    """Limit TensorFlow's (and BLAS') threads in this process, before or after TF starts.
+
+    None: this process is a worker of a cluster; divide its cores by the tasks
+    the cluster runs in it at once. GPUs get memory growth, so that several
+    workers can share one.
+    """
+    threads = threads or max(1, cores() // _cluster_slots())
     for var in ("TF_NUM_INTRAOP_THREADS", "OMP_NUM_THREADS"):
         os.environ[var] = str(threads)
     os.environ["TF_NUM_INTEROP_THREADS"] = "1"
@@ -40,8 +46,20 @@ def cap_threads(threads: int) -> None:
     try:
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(1)
+        for gpu in tf.config.list_physical_devices("GPU"):
+            tf.config.experimental.set_memory_growth(gpu, True)
     except RuntimeError:
         pass  # TF already running in this process: the first setting stays
+
+
+def _cluster_slots() -> int:
+    """Return how many tasks the cluster runs at once in this worker process (1 if unknown)."""
+    try:
+        from distributed import get_worker
+
+        return max(1, get_worker().state.nthreads)
+    except (ImportError, ValueError, AttributeError):
+        return 1
 
 
 def _models(run_dir: str, safe_mode: bool, imports: tuple):
@@ -178,8 +196,7 @@ def render_chunk(job: dict) -> list[dict]:
     threads, safe_mode, imports.
     A result is {"epoch", "files": {name: record}, "error": None or a reason}.
     """
-    if job["threads"]:
-        cap_threads(job["threads"])
+    cap_threads(job["threads"])
     models = _models(job["run_dir"], job["safe_mode"], tuple(job["imports"]))
     samples = _samples(job["samples_path"])
     results = []
@@ -209,13 +226,67 @@ def render_chunk(job: dict) -> list[dict]:
     return results
 
 
-def run_jobs(jobs: list[dict], *, n_jobs: int):
-    """Yield each job's results as it finishes: in this process for n_jobs=1, else loky workers."""
-    if n_jobs <= 1:
+BACKENDS = ("loky", "dask", "ray")
+
+
+def run_jobs(jobs: list[dict], *, n_jobs: int, backend: str = "loky", scheduler: str | None = None):
+    """Yield each job's results as it finishes.
+
+    loky: joblib's process pool on this machine (n_jobs=1: in this process).
+    dask: the dask.distributed cluster at `scheduler` (tcp://HOST:PORT), or a
+    local one of n_jobs processes. ray: the Ray cluster at RAY_ADDRESS, or a
+    local one. Cluster workers must see the run directory and the outputs
+    folder at the same paths (a shared filesystem).
+    """
+    if backend == "dask":
+        yield from _run_dask(jobs, n_jobs=n_jobs, scheduler=scheduler)
+    elif backend == "ray":
+        yield from _run_ray(jobs)
+    elif n_jobs <= 1:
         for job in jobs:
             yield render_chunk(job)
-        return
-    from joblib import Parallel, delayed
+    else:
+        from joblib import Parallel, delayed
 
-    parallel = Parallel(n_jobs=n_jobs, backend="loky", return_as="generator_unordered")
-    yield from parallel(delayed(render_chunk)(job) for job in jobs)
+        parallel = Parallel(n_jobs=n_jobs, backend="loky", return_as="generator_unordered")
+        yield from parallel(delayed(render_chunk)(job) for job in jobs)
+
+
+def _missing(extra: str, err: Exception) -> ValueError:
+    return ValueError(f"--backend {extra} needs its packages: pip install 'vaeviz[{extra}]' ({err}).")
+
+
+def _run_dask(jobs, *, n_jobs, scheduler):
+    try:
+        from distributed import Client, LocalCluster, as_completed
+    except ImportError as err:
+        raise _missing("dask", err) from err
+    jobs = [{**job, "threads": None} for job in jobs]  # each worker divides its own cores
+    cluster = None if scheduler else LocalCluster(n_workers=n_jobs, threads_per_worker=1, processes=True,
+                                                  dashboard_address=None)
+    with Client(scheduler or cluster) as client:
+        try:
+            for future in as_completed(client.map(render_chunk, jobs, pure=False)):
+                yield future.result()
+        finally:
+            if cluster is not None:
+                cluster.close()
+
+
+def _run_ray(jobs):
+    try:
+        import ray
+    except ImportError as err:
+        raise _missing("ray", err) from err
+    jobs = [{**job, "threads": None} for job in jobs]
+    started = not ray.is_initialized()
+    if started:
+        ray.init(address=os.environ.get("RAY_ADDRESS"), include_dashboard=False, log_to_driver=False)
+    try:
+        pending = [ray.remote(render_chunk).remote(job) for job in jobs]
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1)
+            yield ray.get(done[0])
+    finally:
+        if started:
+            ray.shutdown()

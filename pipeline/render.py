@@ -93,9 +93,9 @@ def _stamp(path: Path) -> dict:
 
 def render(run_dir, *, out_dir=None, every=None, epochs=None, views=("recon", "walk"), walk_steps=10,
            walk_range=(0.05, 0.95), pad=2, channels=None, normalize="global", scale=1, data=None, fps=5.0,
-           mp4=False, tensorboard=False, sort_latents=None,
-           active_kl=0.01, max_latents=None, walk_anchor="prior", manifold_dims=None, traverse_epoch=None,
-           n_prior=64, interp_pairs=8, interp_steps=8, jobs=None, force=False, safe_mode=True, imports=(),
+           mp4=False, tensorboard=False, sort_latents=None, active_kl=0.01, max_latents=None,
+           walk_anchor="prior", manifold_dims=None, traverse_epoch=None, n_prior=64, interp_pairs=8,
+           interp_steps=8, jobs=None, backend="loky", scheduler=None, force=False, safe_mode=True, imports=(),
            progress=None, log=lambda msg: None) -> Summary:
     """Render the selected checkpoints of `run_dir` into `out_dir`; return a Summary.
 
@@ -176,7 +176,7 @@ def render(run_dir, *, out_dir=None, every=None, epochs=None, views=("recon", "w
         } for chunk in chunks]
         log(f"rendering {len(tasks)} checkpoints with {workers} job(s) x {threads} thread(s)")
         done, by_epoch = 0, {}
-        for results in batch.run_jobs(job_list, n_jobs=workers):
+        for results in batch.run_jobs(job_list, n_jobs=workers, backend=backend, scheduler=scheduler):
             for result in results:
                 by_epoch[result["epoch"]] = result
                 if result["error"]:
@@ -506,6 +506,10 @@ def _epochs(ctx, param, value):
 @click.option("--n-prior", default=64, show_default=True, type=click.IntRange(min=1),
               help="Fixed N(0, I) codes decoded by the `samples` view.")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), help="Worker processes. [default: all cores; 1: in this process]")
+@click.option("--backend", type=click.Choice(["loky", "dask", "ray"]), default="loky", show_default=True,
+              help="Where workers run: this machine (loky), a dask.distributed cluster, or a Ray cluster.")
+@click.option("--scheduler", metavar="tcp://HOST:PORT",
+              help="With --backend dask: the cluster's scheduler. [default: a local cluster of --jobs workers]")
 @click.option("--force", is_flag=True, help="Render everything again, fresh or not.")
 @click.option("--unsafe", is_flag=True, help="Load architectures without Keras safe mode (Lambda layers). "
               "Only for run directories you trust.")
