@@ -44,8 +44,13 @@ demo: install
 	  $(PY) -m pipeline.train --data shapes --run checkpoints/demo --epochs $(DEMO_EPOCHS) --beta $(DEMO_BETA); \
 	fi
 	$(PY) -m pipeline.render checkpoints/demo --out outputs/demo --views $(DEMO_VIEWS)
-	@echo "Look at outputs/demo/: inputs.png, recon.gif, walk.gif, manifold.gif, samples.gif,"
-	@echo "interp.gif, traversal.gif, one PNG per epoch in each view's folder, and latents.csv."
+	@if command -v chromium >/dev/null 2>&1; then \
+	  chromium --headless --no-sandbox --disable-gpu --disable-background-networking --disable-component-update \
+	    --disable-sync --no-first-run --user-data-dir=$$(mktemp -d) --hide-scrollbars --window-size=1000,1500 \
+	    --screenshot=outputs/demo/report.png "file://$(CURDIR)/outputs/demo/index.html" >/dev/null 2>&1 \
+	  && echo "screenshot of the report: outputs/demo/report.png"; fi
+	@echo "Look at outputs/demo/index.html (the report), or the files beside it: inputs.png, recon.gif,"
+	@echo "walk.gif, manifold.gif, samples.gif, interp.gif, traversal.gif, latents.csv, one PNG per epoch."
 
 render: install
 	@test -n "$(RUN)" || { echo "usage: make render RUN=checkpoints/NAME [EVERY=n]"; exit 2; }
