@@ -91,18 +91,12 @@ class Task:
 
 
 def stale_tasks(out_dir: Path, manifest: dict, selected: list[Checkpoint],
-                view_settings: dict[str, dict], *, force: bool = False,
-                only: dict[str, int] | None = None) -> list[Task]:
-    """Return a Task for each selected checkpoint with a missing or stale frame.
-
-    only : {view: epoch} for views drawn from a single checkpoint (the traversal).
-    """
-    only = only or {}
+                view_settings: dict[str, dict], *, force: bool = False) -> list[Task]:
+    """Return a Task for each selected checkpoint with a missing or stale frame."""
     tasks = []
     for ckpt in selected:
         views = [v for v, s in view_settings.items()
-                 if only.get(v, ckpt.epoch) == ckpt.epoch
-                 and (force or not is_fresh(out_dir, manifest, frame_name(v, ckpt.epoch), frame_record(ckpt, s)))]
+                 if force or not is_fresh(out_dir, manifest, frame_name(v, ckpt.epoch), frame_record(ckpt, s))]
         if views:
             tasks.append(Task(ckpt, views))
     return tasks

@@ -199,12 +199,12 @@ def render(run_dir, *, out_dir=None, every=None, epochs=None, views=("recon", "w
         note("the encoder outputs no z_log_var: no KL per latent; walk rows in index order")
     sort_latents = "kl" if sort_latents in (None, "kl") and has_kl else "index"
     last = selected[-1]
-    kl_last = None
+    kl_last, first_pass = None, {}
     if has_kl:
-        first = run_tasks(plan.stale_tasks(out_dir, manifest, [last], {"latents": view_settings["latents"]},
+        first_pass = run_tasks(plan.stale_tasks(out_dir, manifest, [last], {"latents": view_settings["latents"]},
                                            force=force), {"latents": view_settings["latents"]})
-        if last.epoch in first and first[last.epoch]["error"]:
-            summary.failed[last.epoch] = first[last.epoch]["error"]
+        if first_pass.get(last.epoch, {}).get("error"):
+            summary.failed[last.epoch] = first_pass[last.epoch]["error"]
         stats_path = out_dir / plan.frame_name("latents", last.epoch)
         if stats_path.is_file():
             kl_last = json.loads(stats_path.read_text())["kl"]
@@ -245,17 +245,22 @@ def render(run_dir, *, out_dir=None, every=None, epochs=None, views=("recon", "w
                 inputs_u8, cols=grid.square_cols(len(inputs_u8)), pad=pad, pad_value=picture["pad_value"]))
             files["inputs.png"] = record
 
-    traversal_pool = selected
-    if "traversal" in views and common["traverse_epoch"] not in {c.epoch for c in selected}:
-        traversal_pool = sorted(selected + [c for c in checkpoints if c.epoch == common["traverse_epoch"]],
-                                key=lambda c: c.epoch)
-    tasks = plan.stale_tasks(out_dir, manifest, traversal_pool, view_settings, force=force,
-                             only={"traversal": common["traverse_epoch"]} if "traversal" in views else None)
-    if force and has_kl:  # phase 1 already re-made the last checkpoint's stats
-        for t in tasks:
-            if t.checkpoint.epoch == last.epoch and "latents" in t.views and len(t.views) > 1:
-                t.views.remove("latents")
+    frame_views = {v: st for v, st in view_settings.items() if v != "traversal"}
+    tasks = plan.stale_tasks(out_dir, manifest, selected, frame_views, force=force)
+    made_now = set(first_pass.get(last.epoch, {}).get("files", {}))  # phase 1's stats, even with --force
+    tasks = [plan.Task(t.checkpoint, [v for v in t.views if plan.frame_name(v, t.checkpoint.epoch) not in made_now])
+             for t in tasks]
+    tasks = [t for t in tasks if t.views]
+    if "traversal" in views:
+        target = next(c for c in checkpoints if c.epoch == common["traverse_epoch"])
+        if force or not plan.is_fresh(out_dir, manifest, plan.frame_name("traversal", target.epoch),
+                                      plan.frame_record(target, view_settings["traversal"])):
+            task = next((t for t in tasks if t.checkpoint.epoch == target.epoch), None)
+            if task is None:
+                tasks.append(task := plan.Task(target, []))
+            task.views.append("traversal")
     summary.skipped = len(selected) - len({t.checkpoint.epoch for t in tasks} & {c.epoch for c in selected})
+    tasks.sort(key=lambda t: t.checkpoint.epoch)
     for epoch, result in run_tasks(tasks, view_settings).items():
         if result["error"]:
             summary.failed[epoch] = result["error"]
