@@ -71,7 +71,11 @@ def _models(run_dir: str, safe_mode: bool, imports: tuple):
         import importlib
 
         for module in imports:  # named by the user (--import), never by the run directory
-            importlib.import_module(module)
+            try:
+                importlib.import_module(module)
+            except ImportError as err:
+                raise run.RunError(f"--import {module}: cannot import it ({err}). Pass a module "
+                                   f"importable here (on PYTHONPATH) that registers the custom layers.") from err
         _MODELS.clear()
         _MODELS[key] = Models(run.read_run(run_dir), safe_mode=safe_mode)
     return _MODELS[key]
@@ -168,7 +172,10 @@ def view_grids(models, samples, views: list[str], settings: dict) -> dict:
         a, b = np.arange(pairs) * 2, np.arange(pairs) * 2 + 1
         decoded = shown(models.decode(frames.interp_codes(z_mean[a], z_mean[b], steps=s["interp_steps"])))
         decoded = decoded.reshape(pairs, s["interp_steps"], *decoded.shape[1:])
-        rows = np.concatenate([shown(samples[a])[:, None], decoded, shown(samples[b])[:, None]], axis=1)
+        parts = [shown(samples[a])[:, None], decoded, shown(samples[b])[:, None]]
+        if len({p.shape[-1] for p in parts}) > 1:  # NaN made some RGB (marked): make all RGB
+            parts = [p if p.shape[-1] == 3 else p.repeat(3, axis=-1) for p in parts]
+        rows = np.concatenate(parts, axis=1)
         out["interp"] = tiled(rows.reshape(-1, *rows.shape[2:]), s["interp_steps"] + 2)
     if "traversal" in views:
         dims = s["traversal_dims"] or list(range(min(d, 10)))

@@ -137,19 +137,33 @@ class Models:
     """A run's encoder and decoder, rebuilt once, loaded with one checkpoint at a time."""
 
     def __init__(self, info: dict, *, safe_mode: bool = True):
+        import copy
+
         import keras
 
+        unusual = unusual_layers(info)  # before Keras, which edits the config it is given
         try:
-            self.encoder = keras.saving.deserialize_keras_object(info["encoder"], safe_mode=safe_mode)
-            self.decoder = keras.saving.deserialize_keras_object(info["decoder"], safe_mode=safe_mode)
-        except (ValueError, TypeError) as err:
-            named = ", ".join(f"`{name}` ({cls})" for name, cls in unusual_layers(info)) or "see above"
+            self.encoder = keras.saving.deserialize_keras_object(copy.deepcopy(info["encoder"]), safe_mode=safe_mode)
+            self.decoder = keras.saving.deserialize_keras_object(copy.deepcopy(info["decoder"]), safe_mode=safe_mode)
+        except (ValueError, TypeError, AttributeError, KeyError) as err:
+            named = ", ".join(f"`{name}` ({cls})" for name, cls in unusual) or "none found"
             raise RunError(f"The run's architecture cannot be rebuilt safely: {err}\nLayers that need "
                            f"trust or code: {named}. If you trust this run directory, pass --unsafe "
                            f"(Lambda layers) or --import MODULE (a module that registers the custom "
                            f"layers).") from err
+        for role, model in (("encoder", self.encoder), ("decoder", self.decoder)):
+            if not isinstance(model, keras.Model):
+                raise RunError(f"run.json's `{role}` is not a Keras model (it rebuilt as a "
+                               f"{type(model).__name__}); the run directory is damaged.")
         self.has_log_var = len(info.get("encoder_outputs", ["z_mean"])) > 1
         self.latent_dim = int(info["latent_dim"])
+        found = {"decoder input": int(self.decoder.input_shape[-1]),
+                 "encoder input": list(self.encoder.input_shape[1:])}
+        wanted = {"decoder input": self.latent_dim, "encoder input": list(info["input_shape"])}
+        for key in found:
+            if found[key] != wanted[key]:
+                raise RunError(f"run.json is inconsistent: the {key} shape is {found[key]}, but "
+                               f"latent_dim / input_shape say {wanted[key]}; the run directory is damaged.")
 
     def load(self, checkpoint_path) -> None:
         """Load a checkpoint's weights, or raise CheckpointError if they do not fit."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import math
+import warnings
 
 import numpy as np
 
@@ -83,7 +84,8 @@ def _scaled(images: np.ndarray, value_range, normalize: str) -> np.ndarray:
     if normalize == "none":
         return np.clip(x, 0.0, 1.0)
     if normalize == "per-image":
-        with np.errstate(invalid="ignore"):
+        with warnings.catch_warnings():  # an all-NaN image: its range falls back to [0, 1]
+            warnings.simplefilter("ignore", RuntimeWarning)
             finite = np.where(np.isfinite(x), x, np.nan)
             lo = np.nanmin(finite, axis=(1, 2), keepdims=True) if finite.size else 0.0
             hi = np.nanmax(finite, axis=(1, 2), keepdims=True) if finite.size else 1.0
@@ -135,6 +137,8 @@ def display(images: np.ndarray, *, channels=None, value_range=(0.0, 1.0), normal
     else:
         raw = pick_channels(images, channels)
         x = _scaled(raw, value_range, normalize)
+        if channels is not None and len(channels) == 2 or channels is None and images.shape[-1] == 2:
+            x[..., 2] = 0.0  # the blue pick_channels adds is black, whatever the value range
         out = np.rint(np.nan_to_num(x, nan=0.0) * 255).astype(np.uint8)
     bad = nonfinite_mask(raw)
     if bad.any():

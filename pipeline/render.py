@@ -131,6 +131,12 @@ def render(run_dir, *, out_dir=None, every=None, epochs=None, views=("recon", "w
     if message:
         note(message)
     samples = run.read_samples(samples_path)["images"] if samples_path else None
+    if samples is not None and (samples.ndim != 4 or len(samples) == 0
+                                or list(samples.shape[1:]) != list(info["input_shape"])):
+        raise RunError(f"`{samples_path}` holds " + ("no images" if samples.ndim and not len(samples) else
+                       f"images of shape {samples.shape}") + f", but the model takes "
+                       f"(N >= 1, {', '.join(map(str, info['input_shape']))}). Delete it and pass --data PATH "
+                       f"to choose the samples again.")
     needs_samples = [v for v in views if v in ("recon", "interp")]
     if samples is None and needs_samples:
         views = [v for v in views if v not in needs_samples]

@@ -135,7 +135,30 @@ def read_run(run_dir: Path) -> dict:
     for key in ("encoder", "decoder", "input_shape", "latent_dim", "value_range"):
         if key not in info:
             raise RunError(f"`{path}` lacks `{key}`; it was not written by CheckpointForViz.")
+    problems = _field_problems(info)
+    if problems:
+        raise RunError(f"`{path}` is damaged: {'; '.join(problems)}. Re-create it by training again "
+                       f"with CheckpointForViz (the weights files are kept).")
     return info
+
+
+def _field_problems(info: dict) -> list[str]:
+    """Return what is wrong with run.json's fields, each naming the key and the value received."""
+    problems = []
+    for key in ("encoder", "decoder"):
+        if not (isinstance(info[key], dict) and "class_name" in info[key] and "config" in info[key]):
+            problems.append(f"`{key}` must be a Keras model config, received {str(info[key])[:40]!r}")
+    latent = info["latent_dim"]
+    if not (isinstance(latent, int) and not isinstance(latent, bool) and latent >= 1):
+        problems.append(f"`latent_dim` must be an integer >= 1, received {latent!r}")
+    shape = info["input_shape"]
+    if not (isinstance(shape, list) and len(shape) == 3 and all(isinstance(d, int) and d > 0 for d in shape)):
+        problems.append(f"`input_shape` must be [height, width, channels], received {shape!r}")
+    vr = info["value_range"]
+    if not (isinstance(vr, list) and len(vr) == 2 and all(isinstance(v, (int, float)) and np.isfinite(v) for v in vr)
+            and vr[0] < vr[1]):
+        problems.append(f"`value_range` must be [lo, hi] with lo < hi, received {vr!r}")
+    return problems
 
 
 def write_run(run_dir: Path, info: dict) -> None:
