@@ -155,7 +155,7 @@ def test_read_weights_hdf5_of_another_kind(tmp_path):
 
 
 def _info():
-    return {"encoder": {"class_name": "Functional"}, "decoder": {"class_name": "Functional"},
+    return {"encoder": {"class_name": "Functional", "config": {}}, "decoder": {"class_name": "Functional", "config": {}},
             "input_shape": [16, 16, 1], "latent_dim": 3, "value_range": [0.0, 1.0], "finished": True}
 
 
