@@ -111,9 +111,51 @@ def row_labels(dims, kl, active_kl: float):
             [255 if kl[d] >= active_kl else INACTIVE_GRAY for d in dims])
 
 
+def view_codes(models, z_mean, z_log_var, views: list[str], s: dict) -> dict[str, np.ndarray]:
+    """Return {view: (n, latent_dim) codes to decode} of the views that decode codes."""
+    from pipeline import frames
+
+    d, steps = models.latent_dim, s["walk_steps"]
+    lo, hi = s["walk_range"]
+    codes = {}
+    if "recon" in views:
+        codes["recon"] = z_mean
+    if "walk" in views:
+        order = s.get("order") or list(range(d))
+        anchor = s.get("anchor", "prior")
+        if anchor == "prior" or z_mean is None:
+            codes["walk"] = frames.walk_codes(d, steps=steps, lo=lo, hi=hi, order=order)
+        else:
+            codes["walk"] = np.concatenate([frames.walk_codes(
+                d, steps=steps, lo=lo, hi=hi, order=order, anchor=z_mean[k],
+                scale=np.ones(d) if z_log_var is None else np.exp(0.5 * z_log_var[k]))
+                for k in range(min(int(anchor.split(":")[1]), len(z_mean)))])
+    if "manifold" in views:
+        codes["manifold"] = frames.manifold_codes(d, s["manifold_dims"], steps=steps, lo=lo, hi=hi)
+    if "samples" in views:
+        codes["samples"] = np.load(s["prior_z"], allow_pickle=False)
+    if "interp" in views:
+        pairs = min(s["interp_pairs"], len(z_mean) // 2)
+        codes["interp"] = frames.interp_codes(z_mean[0:2 * pairs:2], z_mean[1:2 * pairs:2], steps=s["interp_steps"])
+    if "traversal" in views:
+        codes["traversal"] = frames.traversal_codes(traversal_anchors(z_mean, d, s), traversal_dims(d, s),
+                                                    steps=steps, lo=lo, hi=hi).reshape(-1, d)
+    return codes
+
+
+def traversal_anchors(z_mean, d: int, s: dict) -> np.ndarray:
+    """Return the codes the traversal holds still: the prior mean, then a few samples' encodings."""
+    anchors = np.zeros((1, d), np.float32)
+    return anchors if z_mean is None else np.concatenate([anchors, z_mean[:s["traversal_anchors"] - 1]])
+
+
+def traversal_dims(d: int, s: dict) -> list[int]:
+    return s["traversal_dims"] or list(range(min(d, 10)))
+
+
 def view_grids(models, samples, views: list[str], settings: dict) -> dict:
     """Return {view: uint8 grid} of the checkpoint loaded in `models` ("latents": stats dict,
-    "traversal": list of frames). Each view decodes all its codes in one batched call.
+    "traversal": list of frames). All views' codes are decoded in one batched call.
     """
     from pipeline import frames
 
@@ -121,7 +163,6 @@ def view_grids(models, samples, views: list[str], settings: dict) -> dict:
     pad, steps = s["pad"], s["walk_steps"]
     lo, hi = s["walk_range"]
     d = models.latent_dim
-
     nonfinite = []
 
     def shown(images):
@@ -142,53 +183,45 @@ def view_grids(models, samples, views: list[str], settings: dict) -> dict:
         z_mean, z_log_var = models.encode(samples)
         out["latents"] = latent_stats(z_mean, z_log_var)
         kl = out["latents"]["kl"]
+    codes = view_codes(models, z_mean, z_log_var, views, s)
+    if not codes:
+        return out
+    bounds = np.cumsum([0] + [len(c) for c in codes.values()])
+    images = models.decode(np.concatenate(list(codes.values())))
+    decoded = {view: images[a:b] for view, a, b in zip(codes, bounds[:-1], bounds[1:])}
+
     if "recon" in views:
-        out["recon"] = tiled(shown(models.decode(z_mean)), grid.square_cols(len(samples)))
+        out["recon"] = tiled(shown(decoded["recon"]), grid.square_cols(len(samples)))
     if "walk" in views:
         order = s.get("order") or list(range(d))
-        anchor = s.get("anchor", "prior")
-        if anchor == "prior" or z_mean is None:
-            codes, blocks = frames.walk_codes(d, steps=steps, lo=lo, hi=hi, order=order), 1
-        else:
-            blocks = min(int(anchor.split(":")[1]), len(z_mean))
-            codes = np.concatenate([frames.walk_codes(
-                d, steps=steps, lo=lo, hi=hi, order=order, anchor=z_mean[k],
-                scale=np.ones(d) if z_log_var is None else np.exp(0.5 * z_log_var[k])) for k in range(blocks)])
-        labels, grays = row_labels(order * blocks, kl, s["active_kl"])
-        out["walk"] = rows_labelled(shown(models.decode(codes)), steps, labels, grays)
+        labels, grays = row_labels(order * (len(codes["walk"]) // (steps * len(order))), kl, s["active_kl"])
+        out["walk"] = rows_labelled(shown(decoded["walk"]), steps, labels, grays)
     if "manifold" in views:
         i, j = s["manifold_dims"]
-        tiles = shown(models.decode(frames.manifold_codes(d, (i, j), steps=steps, lo=lo, hi=hi)))
+        tiles = shown(decoded["manifold"])
         values = frames.normal_ppf(np.linspace(lo, hi, steps))
         g = rows_labelled(tiles, steps, [f"z{j} {v:+.1f}" for v in values[::-1]])
         out["manifold"] = grid.label_columns(g, [f"{v:+.1f}" for v in values],
                                              [LABEL_WIDTH + c for c in grid.tile_centers(steps, tiles.shape[2], pad)],
                                              title=f"z{i}")
     if "samples" in views:
-        z = np.load(s["prior_z"], allow_pickle=False)
-        out["samples"] = tiled(shown(models.decode(z)), grid.square_cols(len(z)))
+        out["samples"] = tiled(shown(decoded["samples"]), grid.square_cols(len(decoded["samples"])))
     if "interp" in views:
-        pairs = min(s["interp_pairs"], len(samples) // 2)
-        a, b = np.arange(pairs) * 2, np.arange(pairs) * 2 + 1
-        decoded = shown(models.decode(frames.interp_codes(z_mean[a], z_mean[b], steps=s["interp_steps"])))
-        decoded = decoded.reshape(pairs, s["interp_steps"], *decoded.shape[1:])
-        parts = [shown(samples[a])[:, None], decoded, shown(samples[b])[:, None]]
+        pairs, n = len(codes["interp"]) // s["interp_steps"], s["interp_steps"]
+        middle = shown(decoded["interp"])
+        parts = [shown(samples[0:2 * pairs:2])[:, None], middle.reshape(pairs, n, *middle.shape[1:]),
+                 shown(samples[1:2 * pairs:2])[:, None]]
         if len({p.shape[-1] for p in parts}) > 1:  # NaN made some RGB (marked): make all RGB
             parts = [p if p.shape[-1] == 3 else p.repeat(3, axis=-1) for p in parts]
         rows = np.concatenate(parts, axis=1)
-        out["interp"] = tiled(rows.reshape(-1, *rows.shape[2:]), s["interp_steps"] + 2)
+        out["interp"] = tiled(rows.reshape(-1, *rows.shape[2:]), n + 2)
     if "traversal" in views:
-        dims = s["traversal_dims"] or list(range(min(d, 10)))
-        anchors = np.zeros((1, d), np.float32)
-        if z_mean is not None:
-            anchors = np.concatenate([anchors, z_mean[:s["traversal_anchors"] - 1]])
-        codes = frames.traversal_codes(anchors, dims, steps=steps, lo=lo, hi=hi)
-        n_frames, per_frame = codes.shape[:2]
-        tiles = shown(models.decode(codes.reshape(n_frames * per_frame, d)))
-        tiles = tiles.reshape(n_frames, per_frame, *tiles.shape[1:])
+        dims, n_anchors = traversal_dims(d, s), len(traversal_anchors(z_mean, d, s))
+        tiles = shown(decoded["traversal"])
+        tiles = tiles.reshape(-1, len(dims) * n_anchors, *tiles.shape[1:])
         labels, grays = row_labels(dims, kl, s["active_kl"])
-        out["traversal"] = [grid.caption(rows_labelled(tiles[t], len(anchors), labels, grays),
-                                         f"epoch {s['traverse_epoch']}") for t in range(n_frames)]
+        out["traversal"] = [grid.caption(rows_labelled(frame, n_anchors, labels, grays),
+                                         f"epoch {s['traverse_epoch']}") for frame in tiles]
     if sum(nonfinite):
         out["warning"] = (f"{sum(nonfinite)} pixels are NaN or Inf (the weights or codes are not finite); "
                           f"they are shown in red")
@@ -233,13 +266,14 @@ def render_chunk(job: dict) -> list[dict]:
     return results
 
 
-BACKENDS = ("loky", "dask", "ray")
+BACKENDS = ("loky", "dask", "ray")  # and "inline": in this process, for --jobs 1
 
 
 def run_jobs(jobs: list[dict], *, n_jobs: int, backend: str = "loky", scheduler: str | None = None):
     """Yield each job's results as it finishes.
 
-    loky: joblib's process pool on this machine (n_jobs=1: in this process).
+    inline: in this process, one job after another. loky: joblib's process pool
+    on this machine (its workers outlive the call, warm for the next one).
     dask: the dask.distributed cluster at `scheduler` (tcp://HOST:PORT), or a
     local one of n_jobs processes. ray: the Ray cluster at RAY_ADDRESS, or a
     local one. Cluster workers must see the run directory and the outputs
@@ -249,7 +283,7 @@ def run_jobs(jobs: list[dict], *, n_jobs: int, backend: str = "loky", scheduler:
         yield from _run_dask(jobs, n_jobs=n_jobs, scheduler=scheduler)
     elif backend == "ray":
         yield from _run_ray(jobs)
-    elif n_jobs <= 1:
+    elif backend == "inline":
         for job in jobs:
             yield render_chunk(job)
     else:

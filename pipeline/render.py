@@ -169,9 +169,12 @@ def render(run_dir, *, out_dir=None, every=None, epochs=None, views=("recon", "w
         """Render `tasks` in parallel, record results in the manifest; return results by epoch."""
         if not tasks:
             return {}
-        workers = min(n_jobs, len(tasks))
-        threads = max(1, batch.cores() // workers)
-        chunks = [c for c in np.array_split(np.arange(len(tasks)), min(len(tasks), workers * 4)) if len(c)]
+        # Only --jobs 1 renders here. Otherwise the pool has --jobs workers even for one task:
+        # this process never pays TensorFlow's start-up, every worker warms up at once, and a
+        # worker's thread count (fixed when its TensorFlow starts) fits the full pool.
+        where = "inline" if n_jobs == 1 and backend == "loky" else backend
+        threads = max(1, batch.cores() // n_jobs)
+        chunks = [c for c in np.array_split(np.arange(len(tasks)), min(len(tasks), n_jobs * 4)) if len(c)]
         job_list = [{
             "run_dir": str(run_dir), "out_dir": str(out_dir),
             "samples_path": str(samples_path) if samples_path else None,
@@ -180,9 +183,9 @@ def render(run_dir, *, out_dir=None, every=None, epochs=None, views=("recon", "w
             "settings": settings, "common": common, "threads": threads,
             "safe_mode": safe_mode, "imports": list(imports),
         } for chunk in chunks]
-        log(f"rendering {len(tasks)} checkpoints with {workers} job(s) x {threads} thread(s)")
+        log(f"rendering {len(tasks)} checkpoints with {n_jobs} job(s) x {threads} thread(s)")
         done, by_epoch = 0, {}
-        for results in batch.run_jobs(job_list, n_jobs=workers, backend=backend, scheduler=scheduler):
+        for results in batch.run_jobs(job_list, n_jobs=n_jobs, backend=where, scheduler=scheduler):
             for result in results:
                 by_epoch[result["epoch"]] = result
                 if result["error"]:
