@@ -3,12 +3,19 @@
 It writes a run directory (see `pipeline.run`): the architecture once, the
 fixed samples once, then each scheduled epoch the encoder and decoder weights
 (no optimizer state) and the epoch's logs. Rendering happens elsewhere.
+
+In the training loop it only copies the weights to host memory; a background
+thread writes the files, so an epoch costs what it cost without the callback.
 """
 
 from __future__ import annotations
 
+import atexit
 import datetime
 import platform
+import queue
+import threading
+import weakref
 from pathlib import Path
 
 import keras
@@ -37,10 +44,16 @@ class CheckpointForViz(keras.callbacks.Callback):
             or `[z_mean, z_log_var, z]`.
         value_range: (lo, hi) of the images; default: inferred from the samples
             ([0, 1] or [-1, 1] when they fit, else their min and max).
+        background: write the weights and history files in a background
+            thread (default), so `on_epoch_end` only copies the weights to
+            host memory. At most 2 writes wait; a slower disk makes training
+            wait rather than memory grow. The files are all written when `fit`
+            returns; a write error is raised from `fit` at the next epoch end
+            (or its end). `False` writes them in `on_epoch_end`.
     """
 
     def __init__(self, run_dir, data=None, *, n_samples=64, seed=0, every=1,
-                 encoder=None, decoder=None, value_range=None):
+                 encoder=None, decoder=None, value_range=None, background=True):
         super().__init__()
         self.run_dir = Path(run_dir)
         if self.run_dir.exists() and not self.run_dir.is_dir():
@@ -60,10 +73,13 @@ class CheckpointForViz(keras.callbacks.Callback):
         self._offset = None       # file epoch = keras epoch + 1 + offset (resume)
         self._last_saved = None
         self._last_seen = None
+        self._writer = _Writer(background=background)
 
     # --- hooks ------------------------------------------------------------
 
     def on_train_begin(self, logs=None):
+        self._writer.flush()  # the writes of an earlier, failed fit come first
+        self._offset = self._last_saved = self._last_seen = None  # even after a failed fit
         encoder = self.encoder if self.encoder is not None else getattr(self.model, "encoder", None)
         decoder = self.decoder if self.decoder is not None else getattr(self.model, "decoder", None)
         if encoder is None or decoder is None:
@@ -115,13 +131,15 @@ class CheckpointForViz(keras.callbacks.Callback):
             self.on_epoch_begin(epoch)
         number = epoch + 1 + self._offset
         self._last_seen = number
-        run.append_history(self.run_dir / run.HISTORY_CSV, number, logs)
+        logs = {k: float(v) for k, v in (logs or {}).items()}
+        self._writer.submit(run.append_history, self.run_dir / run.HISTORY_CSV, number, logs)
         if run.is_scheduled(number, self.every):
             self._save(number)
 
     def on_train_end(self, logs=None):
         if self._last_seen is not None and self._last_saved != self._last_seen:
             self._save(self._last_seen)
+        self._writer.flush()
         info = run.read_run(self.run_dir)
         info["finished"] = True
         run.write_run(self.run_dir, info)
@@ -130,9 +148,12 @@ class CheckpointForViz(keras.callbacks.Callback):
     # --- helpers ------------------------------------------------------------
 
     def _save(self, epoch: int) -> None:
-        parts = {"encoder": [np.asarray(v.numpy()) for v in self._encoder.weights],
-                 "decoder": [np.asarray(v.numpy()) for v in self._decoder.weights]}
-        run.write_weights(self.run_dir / run.WEIGHTS_DIR / run.checkpoint_name(epoch), parts, epoch=epoch)
+        # a copy, not a view: the optimizer may update a backend's host buffer in place
+        # (torch on CPU) while the writer thread still holds the arrays
+        parts = {"encoder": [np.array(v.numpy(), copy=True) for v in self._encoder.weights],
+                 "decoder": [np.array(v.numpy(), copy=True) for v in self._decoder.weights]}
+        self._writer.submit(run.write_weights, self.run_dir / run.WEIGHTS_DIR / run.checkpoint_name(epoch),
+                            parts, epoch=epoch)
         self._last_saved = epoch
 
     def _write_samples(self):
@@ -152,6 +173,78 @@ class CheckpointForViz(keras.callbacks.Callback):
         run.write_samples(self.run_dir / run.SAMPLES_H5, indices=indices, images=images,
                           names=names, seed=self.seed, source=self.source)
         return images
+
+
+class _Writer:
+    """Run file writes in order, in a background thread or (background=False) at once.
+
+    The thread starts when a write is submitted and ends when none is left, so
+    a `fit` that fails (Keras then skips `on_train_end`) leaves no thread
+    waiting behind it; it is a daemon, and interpreter exit waits a while for
+    the writes still queued.
+    """
+
+    def __init__(self, *, background: bool = True, pending: int = 2):
+        self.background = background
+        self._queue = queue.Queue(maxsize=pending)
+        self._lock = threading.Lock()
+        self._thread = None
+        self._error = None
+        _WRITERS.add(self)
+
+    def submit(self, fn, *args, **kwargs) -> None:
+        """Run `fn(*args, **kwargs)` (after the writes before it); first raise an earlier write's error."""
+        self.raise_error()
+        if not self.background:
+            fn(*args, **kwargs)
+            return
+        self._queue.put((fn, args, kwargs))  # blocks while `pending` writes wait: bounded memory
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._work, name="vaeviz-writer", daemon=True)
+                self._thread.start()
+
+    def flush(self, timeout=None) -> None:
+        """Wait until every submitted write is done; raise the first error among them."""
+        with self._lock:
+            thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+        self.raise_error()
+
+    def raise_error(self) -> None:
+        with self._lock:
+            error, self._error = self._error, None
+        if error is not None:
+            raise error
+
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                try:
+                    fn, args, kwargs = self._queue.get_nowait()
+                except queue.Empty:
+                    self._thread = None
+                    return
+            try:
+                if self._error is None:  # after a failure, skip the rest: the fit is stopping
+                    fn(*args, **kwargs)
+            except BaseException as err:  # noqa: BLE001 - handed to the training thread
+                with self._lock:
+                    self._error = err
+
+
+_WRITERS = weakref.WeakSet()
+
+
+@atexit.register
+def _finish_writes(timeout: float = 60.0) -> None:
+    """At exit (say after a failed fit), give the queued checkpoints time to reach the disk."""
+    for writer in list(_WRITERS):
+        try:
+            writer.flush(timeout)
+        except BaseException:  # noqa: BLE001 - nobody is left to tell
+            pass
 
 
 def _describe(data):

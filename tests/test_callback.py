@@ -12,6 +12,8 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import h5py
@@ -33,6 +35,8 @@ REPO = Path(__file__).resolve().parents[1]
 FRESH_PROCESS_SCRIPT = r"""
 import json
 import sys
+import threading
+import time
 
 import keras
 import numpy as np
@@ -394,3 +398,70 @@ def test_image_folder_data_writes_samples_with_file_names(vae, shapes16, tmp_pat
     assert samples["names"] == [names[i] for i in indices]
     assert samples["images"].shape == (4, 16, 16, 1)
     np.testing.assert_allclose(samples["images"], pixels[indices, ..., None] / 255, atol=1e-6)
+
+
+# --- 11. the background writer -----------------------------------------------
+
+
+def _writer_threads():
+    return [t for t in threading.enumerate() if t.name == "vaeviz-writer"]
+
+
+class _WeightsAtEpochEnd(keras.callbacks.Callback):
+    """Record a copy of the encoder's weights at each epoch end."""
+
+    def __init__(self):
+        super().__init__()
+        self.encoder = {}
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.encoder[epoch + 1] = [np.array(v.numpy()) for v in self.model.encoder.weights]
+
+
+@pytest.mark.parametrize("background", [True, False])
+def test_fit_returns_with_every_scheduled_file_written(vae, shapes16, tmp_path, monkeypatch, background):
+    real, writers = run.write_weights, []
+
+    def slow_write_weights(*args, **kwargs):
+        time.sleep(0.3)  # longer than an epoch here: without a flush the last files would be missing
+        writers.append(threading.current_thread().name)
+        real(*args, **kwargs)
+
+    monkeypatch.setattr(run, "write_weights", slow_write_weights)
+    run_dir, recorder = tmp_path / "run", _WeightsAtEpochEnd()
+    vae.fit(shapes16[:64], epochs=4, batch_size=64, verbose=0,
+            callbacks=[CheckpointForViz(run_dir, shapes16[:64], n_samples=4, background=background), recorder])
+
+    assert _epochs(run_dir) == [1, 2, 3, 4]
+    assert [r["epoch"] for r in run.read_history(run_dir / run.HISTORY_CSV)] == [1, 2, 3, 4]
+    assert run.read_run(run_dir)["finished"] is True
+    assert writers == ["vaeviz-writer" if background else threading.current_thread().name] * 4
+    assert not _writer_threads()
+    for epoch, expected in recorder.encoder.items():  # each file holds its epoch's weights, not later ones
+        got = run.read_weights(run_dir / "weights" / run.checkpoint_name(epoch))["encoder"]
+        for a, b in zip(got, expected):
+            np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("background", [True, False])
+@pytest.mark.parametrize("epochs", [1, 3])
+def test_write_error_is_raised_from_fit(vae, shapes16, tmp_path, monkeypatch, background, epochs):
+    def failing_write_weights(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(run, "write_weights", failing_write_weights)
+    run_dir = tmp_path / "run"
+    callback = CheckpointForViz(run_dir, shapes16[:64], n_samples=4, background=background)
+    with pytest.raises(OSError, match="No space left"):
+        vae.fit(shapes16[:64], epochs=epochs, batch_size=64, verbose=0, callbacks=[callback])
+    assert run.read_run(run_dir)["finished"] is False
+    assert _epochs(run_dir) == []
+    deadline = time.monotonic() + 5
+    while _writer_threads() and time.monotonic() < deadline:  # a failed fit leaves no thread behind
+        time.sleep(0.01)
+    assert not _writer_threads()
+
+    monkeypatch.undo()  # the disk has room again: the same callback trains on, numbering from the run
+    vae.fit(shapes16[:64], epochs=1, batch_size=64, verbose=0, callbacks=[callback])
+    assert run.read_run(run_dir)["finished"] is True
+    assert _epochs(run_dir) == [2]  # epoch 1 is in history.csv; its weights were lost
