@@ -79,6 +79,8 @@ class CheckpointForViz(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         self._writer.flush()  # the writes of an earlier, failed fit come first
+        if self.run_dir.is_dir():
+            run.remove_stale_temps(self.run_dir)  # half-written files of a killed earlier process
         self._offset = self._last_saved = self._last_seen = None  # even after a failed fit
         encoder = self.encoder if self.encoder is not None else getattr(self.model, "encoder", None)
         decoder = self.decoder if self.decoder is not None else getattr(self.model, "decoder", None)

@@ -163,6 +163,7 @@ def render(run_dir, *, out_dir=None, every=None, epochs=None, views=("recon", "w
     manifest = plan.read_manifest(out_dir)
     files = manifest["files"]
     out_dir.mkdir(parents=True, exist_ok=True)
+    run.remove_stale_temps(out_dir)  # half-written files of an interrupted render
     n_jobs = max(1, jobs or batch.cores())
 
     def run_tasks(tasks, settings):
@@ -294,7 +295,7 @@ def render(run_dir, *, out_dir=None, every=None, epochs=None, views=("recon", "w
                  settings={**picture, "views": list(views), **{k: common[k] for k in
                            ("walk_steps", "walk_range", "order", "anchor", "active_kl", "manifold_dims")}},
                  history=history)
-    writers.write_json(out_dir / plan.MANIFEST, manifest)
+    writers.update_json(out_dir / plan.MANIFEST, manifest)
     summary.rendered.sort()
     summary.seconds = time.perf_counter() - started
     return summary
@@ -332,7 +333,7 @@ def _write_latents_csv(out_dir: Path, manifest: dict, selected) -> None:
         for d, (mean, std) in enumerate(zip(stats["mean"], stats["std"])):
             kl = "" if stats["kl"] is None else f"{stats['kl'][d]:.6g}"
             lines.append(f"{c.epoch},{d},{kl},{mean:.6g},{std:.6g}")
-    writers.write_bytes(out_dir / "latents.csv", ("\n".join(lines) + "\n").encode())
+    writers.update_bytes(out_dir / "latents.csv", ("\n".join(lines) + "\n").encode())
 
 
 def caption_text(epoch: int, history: dict, width: int) -> str:

@@ -122,4 +122,4 @@ def write_report(out_dir: Path, *, run_dir: Path, manifest: dict, selected, view
         first=selected[0].epoch, last=selected[-1].epoch, settings=rows, sections="\n".join(sections),
         latents_link=', <a href="latents.csv">latents.csv</a>' if (out_dir / "latents.csv").exists() else "",
         frames_json=json.dumps(frames).replace("</", "<\\/"))
-    writers.write_bytes(out_dir / "index.html", page.encode())
+    writers.update_bytes(out_dir / "index.html", page.encode())

@@ -73,6 +73,30 @@ def temp_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.tmp")
 
 
+def remove_stale_temps(folder: Path) -> list[Path]:
+    """Delete temporary files under `folder` left by processes that died mid-write; return them.
+
+    A temporary name carries its writer's PID (see `temp_path`), so a file of a
+    live writer, such as a training process still running, is never touched.
+    """
+    removed = []
+    for path in Path(folder).rglob(".*.tmp"):
+        try:
+            pid = int(path.name.rsplit(".", 2)[-2])
+            os.kill(pid, 0)
+            continue  # its writer is alive
+        except ProcessLookupError:
+            pass
+        except (ValueError, PermissionError):
+            continue  # not ours, or another user's live process
+        try:
+            path.unlink()
+            removed.append(path)
+        except OSError:
+            pass
+    return removed
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write `data` to `path` through a temporary file and a rename."""
     path = Path(path)
@@ -85,9 +109,14 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+def json_bytes(obj) -> bytes:
+    """Return `obj` as indented, key-sorted JSON: stable bytes for stable input."""
+    return (json.dumps(obj, indent=1, sort_keys=True) + "\n").encode()
+
+
 def atomic_write_json(path: Path, obj) -> None:
-    """Write `obj` as indented, key-sorted JSON (stable bytes for stable input)."""
-    atomic_write_bytes(path, (json.dumps(obj, indent=1, sort_keys=True) + "\n").encode())
+    """Write `obj` as JSON (see `json_bytes`) atomically."""
+    atomic_write_bytes(path, json_bytes(obj))
 
 
 def _atomic_h5(path: Path, fill) -> None:

@@ -11,15 +11,32 @@ import numpy as np
 
 import os
 
-from pipeline.run import atomic_write_bytes, atomic_write_json, temp_path
+from pipeline.run import atomic_write_bytes, atomic_write_json, json_bytes, temp_path
 
-__all__ = ["write_png", "read_png", "write_gif", "write_mp4", "write_tensorboard", "write_json", "write_bytes"]
+__all__ = ["write_png", "read_png", "write_gif", "write_mp4", "write_tensorboard", "write_json", "write_bytes",
+           "update_bytes", "update_json"]
 
 # One events file under a fixed name, rewritten whole: a re-render never duplicates a step.
 TENSORBOARD_EVENTS = "events.out.tfevents.vaeviz"
 
 write_json = atomic_write_json
 write_bytes = atomic_write_bytes
+
+
+def update_bytes(path: Path, data: bytes) -> bool:
+    """Write `data` unless `path` already holds exactly it (a no-op render writes nothing)."""
+    try:
+        if Path(path).read_bytes() == data:
+            return False
+    except OSError:
+        pass
+    atomic_write_bytes(path, data)
+    return True
+
+
+def update_json(path: Path, obj) -> bool:
+    """Write `obj` as JSON unless `path` already holds exactly that."""
+    return update_bytes(path, json_bytes(obj))
 
 
 def _plain(grid: np.ndarray) -> np.ndarray:

@@ -121,9 +121,10 @@ def test_two_jobs_give_the_same_bytes_as_one_and_as_a_second_render(run12, rende
     assert digests(tmp_path / "again") == reference
 
 
-def test_second_run_renders_nothing_and_does_not_import_tensorflow(run12, rendered, tmp_path):
+def test_second_run_renders_nothing_writes_nothing_and_does_not_import_tensorflow(run12, rendered, tmp_path):
     out = tmp_path / "o"
     shutil.copytree(rendered, out)
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*")}
     code = ("import sys\nfrom pipeline.render import main\n"
             f"try:\n    main([{str(run12)!r}, '--out', {str(out)!r}])\n"
             "except SystemExit as e:\n    assert e.code in (0, None), e.code\n"
@@ -132,6 +133,7 @@ def test_second_run_renders_nothing_and_does_not_import_tensorflow(run12, render
     assert proc.returncode == 0, proc.stderr
     assert "nothing to render" in proc.stdout
     assert "TF_NOT_IMPORTED" in proc.stdout
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*")} == before  # and writes nothing
 
 
 def test_touching_one_checkpoint_rerenders_only_that_epoch_and_the_gifs(run12, rendered, tmp_path):

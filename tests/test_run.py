@@ -1,5 +1,6 @@
 """The run directory format (pipeline/run.py): plain numpy, h5py and json."""
 
+import os
 import json
 
 import h5py
@@ -223,3 +224,19 @@ def test_last_epoch_from_history_and_checkpoints(tmp_path):
     assert run.last_epoch(tmp_path) == 2
     run.write_weights(tmp_path / run.WEIGHTS_DIR / run.checkpoint_name(4), _parts(), epoch=4)
     assert run.last_epoch(tmp_path) == 4
+
+
+def test_remove_stale_temps_deletes_dead_writers_files_only(tmp_path):
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()
+    (tmp_path / "weights").mkdir()
+    stale = tmp_path / "weights" / f".epoch_0002.weights.h5.{dead}.tmp"
+    live = tmp_path / f".history.csv.{os.getpid()}.tmp"
+    final = tmp_path / "weights" / "epoch_0001.weights.h5"
+    for p in (stale, live, final):
+        p.write_bytes(b"x")
+    assert run.remove_stale_temps(tmp_path) == [stale]
+    assert not stale.exists() and live.exists() and final.exists()
