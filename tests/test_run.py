@@ -1,7 +1,7 @@
 """The run directory format (pipeline/run.py): plain numpy, h5py and json."""
 
-import os
 import json
+import os
 
 import h5py
 import numpy as np
