@@ -266,9 +266,6 @@ def render_chunk(job: dict) -> list[dict]:
     return results
 
 
-BACKENDS = ("loky", "dask", "ray")  # and "inline": in this process, for --jobs 1
-
-
 def run_jobs(jobs: list[dict], *, n_jobs: int, backend: str = "loky", scheduler: str | None = None):
     """Yield each job's results as it finishes.
 
