@@ -102,6 +102,12 @@ def stale_tasks(out_dir: Path, manifest: dict, selected: list[Checkpoint],
     return tasks
 
 
+def rendered_epochs(out_dir: Path, manifest: dict, view: str, selected: list[Checkpoint]) -> list[int]:
+    """Return the selected epochs whose frame of `view` the manifest records and the disk holds."""
+    return [c.epoch for c in selected
+            if frame_name(view, c.epoch) in manifest["files"] and (Path(out_dir) / frame_name(view, c.epoch)).is_file()]
+
+
 def gif_record(manifest: dict, view: str, epochs: list[int], settings: dict) -> dict:
     """Return what a view's GIF entry must equal: its frames' records, in epoch order, and settings."""
     frames = [[frame_name(view, e), manifest["files"][frame_name(view, e)]] for e in epochs]

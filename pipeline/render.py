@@ -325,14 +325,11 @@ def _write_latents_csv(out_dir: Path, manifest: dict, selected) -> None:
     from pipeline import writers
 
     lines = ["epoch,dim,kl,mean,std"]
-    for c in selected:
-        path = out_dir / plan.frame_name("latents", c.epoch)
-        if plan.frame_name("latents", c.epoch) not in manifest["files"] or not path.is_file():
-            continue
-        stats = json.loads(path.read_text())
+    for epoch in plan.rendered_epochs(out_dir, manifest, "latents", selected):
+        stats = json.loads((out_dir / plan.frame_name("latents", epoch)).read_text())
         for d, (mean, std) in enumerate(zip(stats["mean"], stats["std"])):
             kl = "" if stats["kl"] is None else f"{stats['kl'][d]:.6g}"
-            lines.append(f"{c.epoch},{d},{kl},{mean:.6g},{std:.6g}")
+            lines.append(f"{epoch},{d},{kl},{mean:.6g},{std:.6g}")
     writers.update_bytes(out_dir / "latents.csv", ("\n".join(lines) + "\n").encode())
 
 
@@ -352,8 +349,7 @@ def _build_gifs(out_dir, manifest, selected, views, *, fps, force, summary, hist
 
     files = manifest["files"]
     for view in views:
-        epochs = [c.epoch for c in selected
-                  if plan.frame_name(view, c.epoch) in files and (out_dir / plan.frame_name(view, c.epoch)).is_file()]
+        epochs = plan.rendered_epochs(out_dir, manifest, view, selected)
         if not epochs:
             continue
         width = len(str(epochs[-1]))
@@ -378,8 +374,8 @@ def _write_tensorboard(out_dir, manifest, selected, views, history, *, force, su
     from pipeline import writers
 
     files = manifest["files"]
-    images = {view: [(c.epoch, plan.frame_name(view, c.epoch)) for c in selected
-                     if plan.frame_name(view, c.epoch) in files] for view in views}
+    images = {view: [(e, plan.frame_name(view, e)) for e in plan.rendered_epochs(out_dir, manifest, view, selected)]
+              for view in views}
     record = {"images": {v: [[e, files[n]] for e, n in items] for v, items in images.items()},
               "history": [history[e] for e in sorted(history)]}  # a list: JSON keys would be strings
     name = f"{TENSORBOARD}/{writers.TENSORBOARD_EVENTS}"

@@ -109,7 +109,7 @@ def write_report(out_dir: Path, *, run_dir: Path, manifest: dict, selected, view
                 sections.append(_figure("Traversal", "traversal.gif",
                                         "each active latent swept out and back, others at a few anchors"))
             continue
-        items = [[c.epoch, plan.frame_name(view, c.epoch)] for c in selected if plan.frame_name(view, c.epoch) in files]
+        items = [[e, plan.frame_name(view, e)] for e in plan.rendered_epochs(out_dir, manifest, view, selected)]
         if not items:
             continue
         frames[view] = items
