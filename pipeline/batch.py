@@ -209,11 +209,9 @@ def view_grids(models, samples, views: list[str], settings: dict) -> dict:
     if "interp" in views:
         pairs, n = len(codes["interp"]) // s["interp_steps"], s["interp_steps"]
         middle = shown(decoded["interp"])
-        parts = [shown(samples[0:2 * pairs:2])[:, None], middle.reshape(pairs, n, *middle.shape[1:]),
-                 shown(samples[1:2 * pairs:2])[:, None]]
-        if len({p.shape[-1] for p in parts}) > 1:  # NaN made some RGB (marked): make all RGB
-            parts = [p if p.shape[-1] == 3 else p.repeat(3, axis=-1) for p in parts]
-        rows = np.concatenate(parts, axis=1)
+        rows = np.concatenate(grid.match_channels([
+            shown(samples[0:2 * pairs:2])[:, None], middle.reshape(pairs, n, *middle.shape[1:]),
+            shown(samples[1:2 * pairs:2])[:, None]]), axis=1)
         out["interp"] = tiled(rows.reshape(-1, *rows.shape[2:]), n + 2)
     if "traversal" in views:
         dims, n_anchors = traversal_dims(d, s), len(traversal_anchors(z_mean, d, s))

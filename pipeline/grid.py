@@ -106,6 +106,17 @@ def nonfinite_mask(images: np.ndarray) -> np.ndarray:
     return ~np.isfinite(images).all(axis=-1)
 
 
+def match_channels(arrays: list[np.ndarray]) -> list[np.ndarray]:
+    """Return uint8 arrays (..., 1 or 3) with one channel count: all RGB if any is.
+
+    display() turns a grayscale picture RGB where it marks NaN, so a marked
+    frame may sit among gray ones.
+    """
+    if len({a.shape[-1] for a in arrays}) < 2:
+        return arrays
+    return [a if a.shape[-1] == 3 else a.repeat(3, axis=-1) for a in arrays]
+
+
 def display(images: np.ndarray, *, channels=None, value_range=(0.0, 1.0), normalize: str = "global",
             scale: int = 1) -> np.ndarray:
     """Return (N, H * scale, W * scale, 1 or 3) uint8: what the user sees of model-space images.

@@ -75,9 +75,9 @@ def write_gif(path: Path, frames: list[np.ndarray], *, fps: float = 5.0) -> None
 
     if not frames:
         raise ValueError("write_gif needs at least one frame.")
-    if len({np.asarray(f).shape[-1] for f in frames}) > 1:  # a marked (RGB) frame among grayscale ones
-        frames = [f if f.shape[-1] == 3 else f.repeat(3, axis=-1) for f in frames]
-    stack = np.stack([_plain(f) for f in frames])
+    from pipeline.grid import match_channels
+
+    stack = np.stack([_plain(f) for f in match_channels([np.asarray(f) for f in frames])])
     buf = io.BytesIO()
     iio.imwrite(buf, stack, extension=".gif", duration=round(1000 / fps), loop=0)
     write_bytes(path, buf.getvalue())
