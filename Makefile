@@ -52,8 +52,8 @@ demo: install
 	@echo "Look at outputs/demo/index.html (the report), or the files beside it: inputs.png, recon.gif,"
 	@echo "walk.gif, manifold.gif, samples.gif, interp.gif, traversal.gif, latents.csv, one PNG per epoch."
 
+# Without RUN: every run directory under checkpoints/, each into outputs/<run name>.
 render: install
-	@test -n "$(RUN)" || { echo "usage: make render RUN=checkpoints/NAME [EVERY=n]"; exit 2; }
 	$(PY) -m pipeline.render $(RUN) $(if $(EVERY),--every $(EVERY))
 
 bench: install

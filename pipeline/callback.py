@@ -10,18 +10,16 @@ thread writes the files, so an epoch costs what it cost without the callback.
 
 from __future__ import annotations
 
-import atexit
 import datetime
 import platform
-import queue
-import threading
-import weakref
 from pathlib import Path
 
 import keras
 import numpy as np
 
-from pipeline import run
+from pipeline import atomic, run
+from pipeline.background import Writer
+from pipeline.data import describe_source
 
 
 class CheckpointForViz(keras.callbacks.Callback):
@@ -64,7 +62,7 @@ class CheckpointForViz(keras.callbacks.Callback):
             raise ValueError(f"n_samples must be an integer >= 1. Received: n_samples={n_samples!r}.")
         if value_range is not None and not (len(value_range) == 2 and value_range[0] < value_range[1]):
             raise ValueError(f"value_range must be (lo, hi) with lo < hi. Received: value_range={value_range!r}.")
-        self.data, self.source, self._files = _describe(data)
+        self.data, self.source, self._files = describe_source(data)
         if self.data is not None and n_samples > len(self.data):
             raise ValueError(f"n_samples must be at most the number of images in data ({len(self.data)}). "
                              f"Received: n_samples={n_samples}. Pass a smaller n_samples.")
@@ -73,14 +71,14 @@ class CheckpointForViz(keras.callbacks.Callback):
         self._offset = None       # file epoch = keras epoch + 1 + offset (resume)
         self._last_saved = None
         self._last_seen = None
-        self._writer = _Writer(background=background)
+        self._writer = Writer(background=background)
 
     # --- hooks ------------------------------------------------------------
 
     def on_train_begin(self, logs=None):
         self._writer.flush()  # the writes of an earlier, failed fit come first
         if self.run_dir.is_dir():
-            run.remove_stale_temps(self.run_dir)  # half-written files of a killed earlier process
+            atomic.remove_stale_temps(self.run_dir)  # half-written files of a killed earlier process
         self._offset = self._last_saved = self._last_seen = None  # even after a failed fit
         encoder = self.encoder if self.encoder is not None else getattr(self.model, "encoder", None)
         decoder = self.decoder if self.decoder is not None else getattr(self.model, "decoder", None)
@@ -175,107 +173,6 @@ class CheckpointForViz(keras.callbacks.Callback):
         run.write_samples(self.run_dir / run.SAMPLES_H5, indices=indices, images=images,
                           names=names, seed=self.seed, source=self.source)
         return images
-
-
-class _Writer:
-    """Run file writes in order, in a background thread or (background=False) at once.
-
-    The thread starts when a write is submitted and ends when none is left, so
-    a `fit` that fails (Keras then skips `on_train_end`) leaves no thread
-    waiting behind it; it is a daemon, and interpreter exit waits a while for
-    the writes still queued.
-    """
-
-    def __init__(self, *, background: bool = True, pending: int = 2):
-        self.background = background
-        self._queue = queue.Queue(maxsize=pending)
-        self._lock = threading.Lock()
-        self._thread = None
-        self._error = None
-        _WRITERS.add(self)
-
-    def submit(self, fn, *args, **kwargs) -> None:
-        """Run `fn(*args, **kwargs)` (after the writes before it); first raise an earlier write's error."""
-        self.raise_error()
-        if not self.background:
-            fn(*args, **kwargs)
-            return
-        self._queue.put((fn, args, kwargs))  # blocks while `pending` writes wait: bounded memory
-        with self._lock:
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._work, name="vaeviz-writer", daemon=True)
-                self._thread.start()
-
-    def flush(self, timeout=None) -> None:
-        """Wait until every submitted write is done; raise the first error among them."""
-        with self._lock:
-            thread = self._thread
-        if thread is not None:
-            thread.join(timeout)
-        self.raise_error()
-
-    def raise_error(self) -> None:
-        with self._lock:
-            error, self._error = self._error, None
-        if error is not None:
-            raise error
-
-    def _work(self) -> None:
-        while True:
-            with self._lock:
-                try:
-                    fn, args, kwargs = self._queue.get_nowait()
-                except queue.Empty:
-                    self._thread = None
-                    return
-            try:
-                if self._error is None:  # after a failure, skip the rest: the fit is stopping
-                    fn(*args, **kwargs)
-            except BaseException as err:  # noqa: BLE001 - handed to the training thread
-                with self._lock:
-                    self._error = err
-
-
-_WRITERS = weakref.WeakSet()
-
-
-@atexit.register
-def _finish_writes(timeout: float = 60.0) -> None:
-    """At exit (say after a failed fit), give the queued checkpoints time to reach the disk."""
-    for writer in list(_WRITERS):
-        try:
-            writer.flush(timeout)
-        except BaseException:  # noqa: BLE001 - nobody is left to tell
-            pass
-
-
-def _describe(data):
-    """Return (indexable data or None, source description, folder files or None)."""
-    if data is None:
-        return None, None, None
-    if isinstance(data, (str, Path)):
-        from pipeline import data as data_mod
-
-        folder = Path(data)
-        if not folder.is_dir():
-            raise ValueError(f"data must be a numpy array, an h5py dataset or an image folder. "
-                             f"Received: data={str(data)!r}, which is not a folder.")
-        files = data_mod.image_files(folder)
-        if not files:
-            raise ValueError(f"data folder `{folder}` holds no images ({', '.join(data_mod.IMAGE_SUFFIXES)}).")
-        return files, str(folder.resolve()), files
-    try:
-        import h5py
-
-        if isinstance(data, h5py.Dataset):
-            return data, f"h5py:{data.file.filename}:{data.name}", None
-    except ImportError:  # pragma: no cover - h5py is a dependency
-        pass
-    if isinstance(data, np.ndarray):
-        return data, "array", None
-    raise ValueError(f"data must be a numpy array, an h5py dataset, an image folder path or None. "
-                     f"Received: {type(data).__name__}. For a tf.data pipeline, pass the images "
-                     f"as an array (e.g. np.concatenate of a few batches).")
 
 
 def _encoder_view(encoder):

@@ -1,4 +1,4 @@
-"""Training data: the built-in `shapes` and loaders for user data.
+"""Training data: the built-in `shapes`, loaders for user data, and what CheckpointForViz is given.
 
 Every loader returns float32 images shaped (N, H, W, C) with values in [0, 1],
 which is what the reference model is fed and what CheckpointForViz stores.
@@ -224,3 +224,37 @@ def _resize(image: np.ndarray, size: int) -> np.ndarray:
     planes = [np.asarray(Image.fromarray(image[..., k]).resize((size, size), Image.BILINEAR))
               for k in range(image.shape[-1])]
     return np.stack(planes, axis=-1)
+
+
+# --- what CheckpointForViz is given ---------------------------------------
+
+
+def describe_source(data):
+    """Return (indexable images or None, a description of the source, the folder's files or None).
+
+    data : None, a numpy array, an h5py dataset, or the path of an image folder
+    (indexed by sorted file name). Raises ValueError for anything else.
+    """
+    if data is None:
+        return None, None, None
+    if isinstance(data, (str, Path)):
+        folder = Path(data)
+        if not folder.is_dir():
+            raise ValueError(f"data must be a numpy array, an h5py dataset or an image folder. "
+                             f"Received: data={str(data)!r}, which is not a folder.")
+        files = image_files(folder)
+        if not files:
+            raise ValueError(f"data folder `{folder}` holds no images ({', '.join(IMAGE_SUFFIXES)}).")
+        return files, str(folder.resolve()), files
+    try:
+        import h5py
+
+        if isinstance(data, h5py.Dataset):
+            return data, f"h5py:{data.file.filename}:{data.name}", None
+    except ImportError:  # pragma: no cover - h5py is a dependency
+        pass
+    if isinstance(data, np.ndarray):
+        return data, "array", None
+    raise ValueError(f"data must be a numpy array, an h5py dataset, an image folder path or None. "
+                     f"Received: {type(data).__name__}. For a tf.data pipeline, pass the images "
+                     f"as an array (e.g. np.concatenate of a few batches).")

@@ -1,8 +1,10 @@
-"""Which checkpoints to render and which of their frames are missing or stale.
+"""Which checkpoints to render, and which files are stale: a frame's record is its settings.
 
-A frame is a pure function of (checkpoint bytes, samples, settings); the
-manifest records, per output file, the checkpoint stamp and the settings that
-made it, so planning needs only `stat` and JSON: no TensorFlow.
+A frame is a pure function of (checkpoint bytes, settings); the manifest
+records, per output file, the checkpoint's stamp and the settings object its
+view drew it with (`settings.record`), so planning needs only `stat` and
+JSON: no TensorFlow. Change any setting and exactly the files drawn with it
+are stale.
 """
 
 from __future__ import annotations
@@ -11,20 +13,13 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipeline import atomic
+from pipeline.latents import stats_file
 from pipeline.run import Checkpoint
+from pipeline.settings import record
 
 MANIFEST = "manifest.json"
-MANIFEST_VERSION = 1
-
-
-def frame_name(view: str, epoch: int) -> str:
-    """Return the output path, relative to the outputs folder, of a view's frame of an epoch.
-
-    `latents` frames are JSON statistics; the traversal is one GIF of one epoch.
-    """
-    if view == "traversal":
-        return "traversal.gif"
-    return f"{view}/epoch_{epoch:04d}.{'json' if view == 'latents' else 'png'}"
+MANIFEST_VERSION = 2  # 1: 0.1.0, settings as loose dicts; its files are drawn again
 
 
 def parse_epochs(spec: str) -> set[int]:
@@ -61,54 +56,89 @@ def select(checkpoints: list[Checkpoint], *, every: int | None = None,
     return chosen
 
 
-def read_manifest(out_dir: Path) -> dict:
-    """Return the outputs folder's manifest ({"files": {...}}), empty if absent or unreadable."""
-    try:
-        manifest = json.loads((Path(out_dir) / MANIFEST).read_text())
-        if manifest.get("version") == MANIFEST_VERSION and isinstance(manifest.get("files"), dict):
-            return manifest
-    except (OSError, ValueError, AttributeError):
-        pass
-    return {"version": MANIFEST_VERSION, "files": {}}
+class Manifest:
+    """The outputs folder's manifest: {file name: the record that made it}, read once, saved as it grows."""
+
+    def __init__(self, out_dir: Path):
+        self.out_dir = Path(out_dir)
+        self.files: dict[str, dict] = {}
+        try:
+            data = json.loads((self.out_dir / MANIFEST).read_text())
+            if data.get("version") == MANIFEST_VERSION and isinstance(data.get("files"), dict):
+                self.files = data["files"]
+        except (OSError, ValueError, AttributeError):
+            pass  # absent, unreadable or of an older version: everything is drawn again
+
+    def is_fresh(self, name: str, record: dict) -> bool:
+        """Return whether output `name` exists and was made from exactly `record`."""
+        return self.files.get(name) == record and (self.out_dir / name).is_file()
+
+    def has(self, name: str) -> bool:
+        """Return whether output `name` is recorded and on disk."""
+        return name in self.files and (self.out_dir / name).is_file()
+
+    def save(self) -> None:
+        """Write manifest.json unless it already holds exactly this (a no-op render writes nothing)."""
+        atomic.update_bytes(self.out_dir / MANIFEST, atomic.json_bytes({"version": MANIFEST_VERSION,
+                                                                          "files": self.files}))
+
+    def rendered_epochs(self, file, selected: list[Checkpoint]) -> list[int]:
+        """Return the selected epochs whose file (`file(epoch)`) the manifest records and the disk holds."""
+        return [c.epoch for c in selected if self.has(file(c.epoch))]
 
 
-def is_fresh(out_dir: Path, manifest: dict, name: str, record: dict) -> bool:
-    """Return whether output `name` exists and was made from exactly `record`."""
-    return manifest["files"].get(name) == record and (Path(out_dir) / name).is_file()
-
-
-def frame_record(checkpoint: Checkpoint, settings: dict) -> dict:
-    """Return what a frame's manifest entry must equal for the frame to be fresh."""
-    return {"checkpoint": checkpoint.stamp(), "settings": settings}
+def frame_record(stamp: dict, settings) -> dict:
+    """Return what a file's manifest entry must equal to be fresh: its checkpoint's stamp and its settings."""
+    return {"checkpoint": stamp, "settings": record(settings)}
 
 
 @dataclass
 class Task:
-    """One checkpoint to load, and the views of it to render."""
+    """One checkpoint to load, the views to draw from it [(view, settings)], and whether its statistics."""
 
     checkpoint: Checkpoint
-    views: list[str] = field(default_factory=list)
+    views: list = field(default_factory=list)
+    stats: object = None  # latents.StatsSettings, or None when fresh (or no samples)
+
+    def plain(self) -> tuple:
+        """Return the task as a worker receives it: plain values and the views."""
+        c = self.checkpoint
+        return (c.epoch, str(c.path), c.stamp(), list(self.views), self.stats)
 
 
-def stale_tasks(out_dir: Path, manifest: dict, selected: list[Checkpoint],
-                view_settings: dict[str, dict], *, force: bool = False) -> list[Task]:
-    """Return a Task for each selected checkpoint with a missing or stale frame."""
+def stale_tasks(manifest: Manifest, selected: list[Checkpoint], views, stats=None, *, force: bool = False,
+                made=frozenset()) -> list[Task]:
+    """Return a Task for each selected checkpoint with a missing or stale file, in epoch order.
+
+    views : [(view, settings)] of per-checkpoint views, in registry order.
+    stats : latents.StatsSettings, or None for a run without samples.
+    force : draw again even what is fresh, except the files in `made` (made by this render already).
+    """
     tasks = []
     for ckpt in selected:
-        views = [v for v, s in view_settings.items()
-                 if force or not is_fresh(out_dir, manifest, frame_name(v, ckpt.epoch), frame_record(ckpt, s))]
-        if views:
-            tasks.append(Task(ckpt, views))
+        stamp = ckpt.stamp()
+        todo = [(v, s) for v, s in views
+                if (force and v.file(ckpt.epoch) not in made) or not manifest.is_fresh(v.file(ckpt.epoch),
+                                                                                   frame_record(stamp, s))]
+        name = stats_file(ckpt.epoch)
+        want = stats is not None and ((force and name not in made) or not manifest.is_fresh(
+            name, frame_record(stamp, stats)))
+        if todo or want:
+            tasks.append(Task(ckpt, todo, stats if want else None))
     return tasks
 
 
-def rendered_epochs(out_dir: Path, manifest: dict, view: str, selected: list[Checkpoint]) -> list[int]:
-    """Return the selected epochs whose frame of `view` the manifest records and the disk holds."""
-    return [c.epoch for c in selected
-            if frame_name(view, c.epoch) in manifest["files"] and (Path(out_dir) / frame_name(view, c.epoch)).is_file()]
+def add_animations(tasks: list[Task], manifest: Manifest, checkpoints: list[Checkpoint], animations, *,
+                   force: bool = False) -> list[Task]:
+    """Return `tasks` with each stale ANIMATION view [(view, settings)] added to its checkpoint's task."""
+    by_epoch = {t.checkpoint.epoch: t for t in tasks}
+    for view, s in animations:
+        ckpt = next(c for c in checkpoints if c.epoch == view.animation_epoch(s))
+        if force or not manifest.is_fresh(view.file(), frame_record(ckpt.stamp(), s)):
+            by_epoch.setdefault(ckpt.epoch, Task(ckpt)).views.append((view, s))
+    return sorted(by_epoch.values(), key=lambda t: t.checkpoint.epoch)
 
 
-def gif_record(manifest: dict, view: str, epochs: list[int], settings: dict) -> dict:
+def gif_record(manifest: Manifest, view, epochs: list[int], settings: dict) -> dict:
     """Return what a view's GIF entry must equal: its frames' records, in epoch order, and settings."""
-    frames = [[frame_name(view, e), manifest["files"][frame_name(view, e)]] for e in epochs]
-    return {"frames": frames, "settings": settings}
+    return {"frames": [[view.file(e), manifest.files[view.file(e)]] for e in epochs], "settings": settings}

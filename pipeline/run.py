@@ -9,8 +9,8 @@
       history.csv                       one row per epoch of the training logs
 
 Everything here is plain numpy, h5py and json: reading a run never imports
-TensorFlow. Every file is written to a temporary name in its own folder and
-renamed into place, so a reader never sees half a file.
+TensorFlow. Every file is written durably through `pipeline.atomic` (a
+temporary name in its own folder, then a rename), so a reader never sees half a file.
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from pipeline import atomic
 
 FORMAT = "vaeviz-run"
 FORMAT_VERSION = 1
@@ -63,84 +65,15 @@ class Checkpoint:
         return {"name": self.name, "size": self.size, "mtime_ns": self.mtime_ns}
 
 
+def file_stamp(path: Path) -> dict:
+    """Return what identifies a file's content cheaply: its name, size and modification time."""
+    st = Path(path).stat()
+    return {"name": Path(path).name, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
 def checkpoint_name(epoch: int) -> str:
     """Return the file name of an epoch's weights, numbered from 1 as Keras does."""
     return f"epoch_{epoch:04d}.weights.h5"
-
-
-def temp_path(path: Path) -> Path:
-    """Return a temporary name beside `path` that no listing mistakes for it."""
-    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
-
-
-def remove_stale_temps(folder: Path) -> list[Path]:
-    """Delete temporary files under `folder` left by processes that died mid-write; return them.
-
-    A temporary name carries its writer's PID (see `temp_path`), so a file of a
-    live writer, such as a training process still running, is never touched.
-    """
-    removed = []
-    for path in Path(folder).rglob(".*.tmp"):
-        try:
-            pid = int(path.name.rsplit(".", 2)[-2])
-            os.kill(pid, 0)
-            continue  # its writer is alive
-        except ProcessLookupError:
-            pass
-        except (ValueError, PermissionError):
-            continue  # not ours, or another user's live process
-        try:
-            path.unlink()
-            removed.append(path)
-        except OSError:
-            pass
-    return removed
-
-
-def atomic_write_bytes(path: Path, data: bytes, *, durable: bool = True) -> None:
-    """Write `data` to `path` through a temporary file and a rename.
-
-    durable: fsync before the rename, so the file survives a power cut too
-    (the run directory's files). Re-creatable outputs skip it: a killed
-    process never leaves half a file either way.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_path(path)
-    with open(tmp, "wb") as f:
-        f.write(data)
-        if durable:
-            f.flush()
-            os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def json_bytes(obj) -> bytes:
-    """Return `obj` as indented, key-sorted JSON: stable bytes for stable input."""
-    return (json.dumps(obj, indent=1, sort_keys=True) + "\n").encode()
-
-
-def atomic_write_json(path: Path, obj) -> None:
-    """Write `obj` as JSON (see `json_bytes`) atomically."""
-    atomic_write_bytes(path, json_bytes(obj))
-
-
-def _atomic_h5(path: Path, fill) -> None:
-    """Create an HDF5 file at `path` via a temporary name; `fill(h5file)` writes it."""
-    import h5py
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_path(path)
-    try:
-        with h5py.File(tmp, "w") as f:
-            fill(f)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 # --- run.json --------------------------------------------------------------
@@ -198,7 +131,8 @@ def _field_problems(info: dict) -> list[str]:
 
 def write_run(run_dir: Path, info: dict) -> None:
     """Write run.json atomically."""
-    atomic_write_json(Path(run_dir) / RUN_JSON, {"format": FORMAT, "format_version": FORMAT_VERSION, **info})
+    atomic.write_bytes(Path(run_dir) / RUN_JSON,
+                       atomic.json_bytes({"format": FORMAT, "format_version": FORMAT_VERSION, **info}), durable=True)
 
 
 # --- samples.h5 ------------------------------------------------------------
@@ -224,7 +158,7 @@ def write_samples(path: Path, *, indices, images, names=None, seed: int, source:
         f.attrs["seed"] = seed
         f.attrs["source"] = source
 
-    _atomic_h5(path, fill)
+    atomic.write_h5(path, fill)
 
 
 def read_samples(path: Path) -> dict:
@@ -269,7 +203,7 @@ def write_weights(path: Path, parts: dict[str, list[np.ndarray]], *, epoch: int)
             for i, array in enumerate(arrays):
                 group.create_dataset(f"{i:04d}", data=array)
 
-    _atomic_h5(path, fill)
+    atomic.write_h5(path, fill)
 
 
 def read_weights(path: Path) -> dict[str, list[np.ndarray]]:
@@ -326,7 +260,7 @@ def append_history(path: Path, epoch: int, logs: dict) -> None:
     writer.writeheader()
     for r in sorted(rows, key=lambda r: r["epoch"]):
         writer.writerow({k: (repr(v) if isinstance(v, float) else v) for k, v in r.items()})
-    atomic_write_bytes(path, out.getvalue().encode())
+    atomic.write_bytes(path, out.getvalue().encode(), durable=True)
 
 
 def last_epoch(run_dir: Path) -> int:

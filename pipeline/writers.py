@@ -1,45 +1,36 @@
-"""Grids -> files. Every file is encoded in memory, written to a temporary name
-and renamed, so an interrupted render never leaves half a picture.
+"""Grids -> files: PNG, GIF, MP4, TensorBoard events and JSON, each written atomically.
+
+Each file is encoded in memory and written through `pipeline.atomic`, so an
+interrupted render never leaves half a picture.
+
+Outputs are not fsynced: they can always be rendered again.
 """
 
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 
 import numpy as np
 
-import os
+from pipeline.atomic import json_bytes, temp_path, update_bytes, write_bytes
 
-from pipeline.run import atomic_write_bytes, json_bytes, temp_path
-
-__all__ = ["write_png", "read_png", "write_gif", "write_mp4", "write_tensorboard", "write_json", "write_bytes",
-           "update_bytes", "update_json"]
+__all__ = ["write_png", "read_png", "write_gif", "write_mp4", "write_tensorboard", "write_output", "write_json",
+           "update_json", "update_bytes"]
 
 # One events file under a fixed name, rewritten whole: a re-render never duplicates a step.
 TENSORBOARD_EVENTS = "events.out.tfevents.vaeviz"
 
 
-
-def write_bytes(path: Path, data: bytes) -> None:
+def write_output(path: Path, data: bytes) -> None:
     """Write an output file atomically (no fsync: outputs can always be rendered again)."""
-    atomic_write_bytes(path, data, durable=False)
+    write_bytes(path, data, durable=False)
 
 
 def write_json(path: Path, obj) -> None:
     """Write `obj` as JSON (stable bytes) atomically."""
-    write_bytes(path, json_bytes(obj))
-
-
-def update_bytes(path: Path, data: bytes) -> bool:
-    """Write `data` unless `path` already holds exactly it (a no-op render writes nothing)."""
-    try:
-        if Path(path).read_bytes() == data:
-            return False
-    except OSError:
-        pass
-    write_bytes(path, data)
-    return True
+    write_output(path, json_bytes(obj))
 
 
 def update_json(path: Path, obj) -> bool:
@@ -58,7 +49,7 @@ def write_png(path: Path, grid: np.ndarray) -> None:
     import imageio.v3 as iio
 
     # zlib level 3: measured 45 % faster than the default 6 on real frames, for 10 % more bytes
-    write_bytes(path, iio.imwrite("<bytes>", _plain(grid), extension=".png", compress_level=3))
+    write_output(path, iio.imwrite("<bytes>", _plain(grid), extension=".png", compress_level=3))
 
 
 def read_png(path: Path) -> np.ndarray:
@@ -80,7 +71,7 @@ def write_gif(path: Path, frames: list[np.ndarray], *, fps: float = 5.0) -> None
     stack = np.stack([_plain(f) for f in match_channels([np.asarray(f) for f in frames])])
     buf = io.BytesIO()
     iio.imwrite(buf, stack, extension=".gif", duration=round(1000 / fps), loop=0)
-    write_bytes(path, buf.getvalue())
+    write_output(path, buf.getvalue())
 
 
 def write_mp4(path: Path, frames: list[np.ndarray], *, fps: float = 5.0) -> None:
@@ -134,4 +125,4 @@ def write_tensorboard(folder: Path, *, images: dict, scalars: dict) -> None:
                 events.append((epoch, Summary.Value(tag=f"history/{name}", simple_value=float(v))))
     for epoch, value in sorted(events, key=lambda e: (e[0], e[1].tag)):
         writer.write(Event(wall_time=float(epoch), step=int(epoch), summary=Summary(value=[value])).SerializeToString())
-    write_bytes(Path(folder) / TENSORBOARD_EVENTS, buf.getvalue())
+    write_output(Path(folder) / TENSORBOARD_EVENTS, buf.getvalue())

@@ -65,3 +65,47 @@ def tiny_run(tmp_path_factory, shapes16, make_tiny_vae):
     model.fit(shapes16, epochs=3, batch_size=64, verbose=0,
               callbacks=[CheckpointForViz(run_dir, shapes16, n_samples=9)])
     return TinyRun(run_dir=run_dir, model=model, x=shapes16)
+
+
+@pytest.fixture(scope="session")
+def render():
+    """Return `render(*args, catch=False)`: run the render CLI in this process on `args`; a click Result.
+
+    catch=True keeps an unexpected exception in result.exception instead of raising it.
+    """
+    from click.testing import CliRunner
+
+    from pipeline.cli import main
+
+    def invoke(*args, catch=False):
+        return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=catch)
+
+    return invoke
+
+
+@pytest.fixture(scope="session")
+def digests():
+    """Return `digests(folder)`: {relative path: SHA-256} of every PNG and GIF under `folder`."""
+    import hashlib
+
+    def digest(folder: Path) -> dict:
+        return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+                for p in sorted(Path(folder).rglob("*")) if p.suffix in (".png", ".gif")}
+
+    return digest
+
+
+@pytest.fixture(scope="session")
+def gif_frames():
+    """Return `gif_frames(path)`: the frames of a GIF as (H, W) uint8 gray arrays."""
+    from PIL import Image
+
+    def frames(path: Path) -> list[np.ndarray]:
+        with Image.open(path) as im:
+            out = []
+            for i in range(im.n_frames):
+                im.seek(i)
+                out.append(np.asarray(im.convert("L")))
+            return out
+
+    return frames

@@ -2,6 +2,7 @@
 the rest renders, nothing crashes with a traceback, earlier outputs are never
 damaged and nothing is written outside --out."""
 
+import functools
 import json
 import re
 import shutil
@@ -10,18 +11,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from PIL import Image
 
 from pipeline import run
-from pipeline.render import main
 
 EPOCHS = 3  # of the tiny_run fixture
 
 
-def render(*args):
-    """Invoke the CLI; an exception other than a clean exit is kept in result.exception."""
-    return CliRunner().invoke(main, [str(a) for a in args])
+@pytest.fixture(scope="module")
+def render(render):
+    """The CLI, keeping an exception other than a clean exit in result.exception (see assert_no_crash)."""
+    return functools.partial(render, catch=True)
 
 
 def assert_no_crash(result):
@@ -87,7 +87,7 @@ BAD_CHECKPOINTS = {
 
 @pytest.mark.parametrize("kind", list(BAD_CHECKPOINTS))
 def test_a_bad_checkpoint_is_named_with_its_reason_skipped_and_the_rest_render(
-        run_dir, foreign_checkpoint, tmp_path, kind):
+        render, run_dir, foreign_checkpoint, tmp_path, kind):
     make, reason = BAD_CHECKPOINTS[kind]
     bad = ckpt(run_dir, 2)
     bad.write_bytes(make(bad.read_bytes(), foreign_checkpoint.read_bytes()))
@@ -162,7 +162,7 @@ RUN_PROBLEMS_NOT_VALIDATED = {
 }
 
 
-def _check_exit_2(run_dir, tmp_path, change, patterns):
+def _check_exit_2(render, run_dir, tmp_path, change, patterns):
     change(run_dir)
     result = render(run_dir, "--out", tmp_path / "out", "-j", 1)
     assert_no_crash(result)
@@ -172,16 +172,16 @@ def _check_exit_2(run_dir, tmp_path, change, patterns):
 
 
 @pytest.mark.parametrize("problem", list(RUN_PROBLEMS))
-def test_a_run_that_cannot_be_rendered_exits_2_saying_what_is_wrong(run_dir, tmp_path, problem):
-    _check_exit_2(run_dir, tmp_path, *RUN_PROBLEMS[problem])
+def test_a_run_that_cannot_be_rendered_exits_2_saying_what_is_wrong(render, run_dir, tmp_path, problem):
+    _check_exit_2(render, run_dir, tmp_path, *RUN_PROBLEMS[problem])
 
 
 @pytest.mark.parametrize("problem", list(RUN_PROBLEMS_NOT_VALIDATED))
-def test_a_run_json_or_samples_wrong_inside_exits_2_naming_the_field(run_dir, tmp_path, problem):
-    _check_exit_2(run_dir, tmp_path, *RUN_PROBLEMS_NOT_VALIDATED[problem])
+def test_a_run_json_or_samples_wrong_inside_exits_2_naming_the_field(render, run_dir, tmp_path, problem):
+    _check_exit_2(render, run_dir, tmp_path, *RUN_PROBLEMS_NOT_VALIDATED[problem])
 
 
-def test_a_plain_folder_exits_2_saying_it_is_not_a_run(tmp_path):
+def test_a_plain_folder_exits_2_saying_it_is_not_a_run(render, tmp_path):
     folder = tmp_path / "holiday"
     (folder / "weights").mkdir(parents=True)
     (folder / "notes.txt").write_text("not a run\n")
@@ -193,7 +193,7 @@ def test_a_plain_folder_exits_2_saying_it_is_not_a_run(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_a_file_instead_of_a_folder_exits_2(tmp_path):
+def test_a_file_instead_of_a_folder_exits_2(render, tmp_path):
     path = tmp_path / "run.json"
     path.write_text("{}")
     result = render(path, "--out", tmp_path / "out")
@@ -202,7 +202,7 @@ def test_a_file_instead_of_a_folder_exits_2(tmp_path):
     mentions(result, r"director|folder")
 
 
-def test_an_import_that_fails_exits_2_naming_the_module(run_dir, tmp_path):
+def test_an_import_that_fails_exits_2_naming_the_module(render, run_dir, tmp_path):
     result = render(run_dir, "--out", tmp_path / "out", "-j", 1, "--import", "no_such_vaeviz_plugin")
     assert_no_crash(result)
     assert result.exit_code == 2
@@ -221,7 +221,7 @@ def is_epoch_frame(name: str) -> bool:
 
 
 @pytest.mark.parametrize("epoch", [2, EPOCHS])
-def test_a_checkpoint_that_goes_bad_never_damages_frames_already_rendered(run_dir, tmp_path, epoch):
+def test_a_checkpoint_that_goes_bad_never_damages_frames_already_rendered(render, run_dir, tmp_path, epoch):
     out = tmp_path / "out"
     first = render(run_dir, "--out", out, "-j", 1)
     assert first.exit_code == 0, first.output
@@ -242,7 +242,7 @@ def test_a_checkpoint_that_goes_bad_never_damages_frames_already_rendered(run_di
 
 
 @pytest.mark.parametrize("damage", ["run.json", "samples.h5"])
-def test_a_run_that_goes_bad_leaves_every_output_byte_identical(run_dir, tmp_path, damage):
+def test_a_run_that_goes_bad_leaves_every_output_byte_identical(render, run_dir, tmp_path, damage):
     out = tmp_path / "out"
     assert render(run_dir, "--out", out, "-j", 1).exit_code == 0
     before = contents(out)
@@ -283,7 +283,7 @@ def lambda_run(tmp_path_factory, shapes16):
     return run_dir
 
 
-def test_a_lambda_layer_is_refused_by_name_and_the_message_offers_unsafe(lambda_run, tmp_path):
+def test_a_lambda_layer_is_refused_by_name_and_the_message_offers_unsafe(render, lambda_run, tmp_path):
     assert "Lambda" in (lambda_run / run.RUN_JSON).read_text()
     result = render(lambda_run, "--out", tmp_path / "out", "-j", 1)
     assert_no_crash(result)
@@ -292,19 +292,19 @@ def test_a_lambda_layer_is_refused_by_name_and_the_message_offers_unsafe(lambda_
     assert not list(tmp_path.rglob("*.png"))
 
 
-def test_the_refusal_names_the_lambda_layer(lambda_run, tmp_path):
+def test_the_refusal_names_the_lambda_layer(render, lambda_run, tmp_path):
     result = render(lambda_run, "--out", tmp_path / "out", "-j", 1)
     assert result.exit_code == 2
     mentions(result, r"\bhalve\b")  # the Lambda layer's name, so the user knows what to look at
 
 
-def test_unsafe_renders_a_trusted_lambda_run(lambda_run, tmp_path):
+def test_unsafe_renders_a_trusted_lambda_run(render, lambda_run, tmp_path):
     result = render(lambda_run, "--out", tmp_path / "out", "-j", 1, "--unsafe")
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in (tmp_path / "out" / "walk").iterdir()) == ["epoch_0001.png", "epoch_0002.png"]
 
 
-def test_an_unknown_custom_class_is_refused_and_the_message_offers_import(run_dir, tmp_path):
+def test_an_unknown_custom_class_is_refused_and_the_message_offers_import(render, run_dir, tmp_path):
     def rename_last_layer(info):
         layer = info["decoder"]["config"]["layers"][-1]
         layer.update(class_name="MysteryConv", module="mystery_lab.layers", registered_name="MysteryLab>MysteryConv")
@@ -330,7 +330,7 @@ def stat_tree(root: Path, *, skip: Path) -> dict:
     return found
 
 
-def test_render_writes_nothing_outside_out(run_dir, tmp_path, monkeypatch):
+def test_render_writes_nothing_outside_out(render, run_dir, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # a stray relative write would land here and be seen
     out = tmp_path / "out"
     before = stat_tree(tmp_path, skip=out)
@@ -359,7 +359,7 @@ ENCODER_Z_MEAN_BIAS = ("encoder", -3)  # ImageVAE's encoder ends z_mean kernel, 
 @pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")  # statistics of infinite codes
 @pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
 @pytest.mark.parametrize("where", [DECODER_LAST_BIAS, ENCODER_Z_MEAN_BIAS], ids=["decoder", "encoder"])
-def test_a_checkpoint_with_nan_or_inf_weights_renders_without_crashing(run_dir, tmp_path, where, value):
+def test_a_checkpoint_with_nan_or_inf_weights_renders_without_crashing(render, run_dir, tmp_path, where, value):
     poison(run_dir, 2, *where, value)
     out = tmp_path / "out"
     result = render(run_dir, "--out", out, "-j", 1, "--views", "recon,walk,manifold,samples,traversal")
@@ -370,7 +370,7 @@ def test_a_checkpoint_with_nan_or_inf_weights_renders_without_crashing(run_dir, 
         assert gif_frame_count(out / f"{view}.gif") == EPOCHS
 
 
-def test_a_checkpoint_with_nan_weights_renders_in_a_marked_colour_with_a_warning(run_dir, tmp_path):
+def test_a_checkpoint_with_nan_weights_renders_in_a_marked_colour_with_a_warning(render, run_dir, tmp_path):
     poison(run_dir, 2, *DECODER_LAST_BIAS, np.nan)
     out = tmp_path / "out"
     result = render(run_dir, "--out", out, "-j", 1)
@@ -384,7 +384,7 @@ def test_a_checkpoint_with_nan_weights_renders_in_a_marked_colour_with_a_warning
     assert marked and all(len(set(c)) > 1 for c in marked), "NaN pixels are not in a colour of their own"
 
 
-def test_a_checkpoint_with_nan_weights_renders_the_interp_view_too(run_dir, tmp_path):
+def test_a_checkpoint_with_nan_weights_renders_the_interp_view_too(render, run_dir, tmp_path):
     poison(run_dir, 2, *DECODER_LAST_BIAS, np.nan)
     out = tmp_path / "out"
     result = render(run_dir, "--out", out, "-j", 1, "--views", "interp")

@@ -1,33 +1,20 @@
 """Rendering beyond one machine: a real dask.distributed cluster on loopback,
 and Ray where it installs, give the same bytes as loky."""
 
-import hashlib
 import importlib.util
-from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from pipeline.render import main
-
-
-def digests(folder: Path) -> dict:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.suffix in (".png", ".gif")}
-
-
-def render(*args):
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
 
 
 @pytest.fixture(scope="module")
-def loky_out(tiny_run, tmp_path_factory):
+def loky_out(render, tiny_run, tmp_path_factory):
     out = tmp_path_factory.mktemp("loky") / "o"
     assert render(tiny_run.run_dir, "--out", out, "--jobs", 2).exit_code == 0
     return out
 
 
-def test_a_dask_local_cluster_renders_the_same_bytes_as_loky(tiny_run, loky_out, tmp_path):
+def test_a_dask_local_cluster_renders_the_same_bytes_as_loky(render, digests, tiny_run, loky_out, tmp_path):
     from distributed import LocalCluster
 
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
@@ -42,14 +29,14 @@ def test_a_dask_local_cluster_renders_the_same_bytes_as_loky(tiny_run, loky_out,
 
 @pytest.mark.skipif(importlib.util.find_spec("ray") is None,
                     reason="ray is not installed (pip install 'vaeviz[ray]'); it is optional")
-def test_ray_renders_the_same_bytes_as_loky(tiny_run, loky_out, tmp_path):
+def test_ray_renders_the_same_bytes_as_loky(render, digests, tiny_run, loky_out, tmp_path):
     out = tmp_path / "ray"
     result = render(tiny_run.run_dir, "--out", out, "--backend", "ray")
     assert result.exit_code == 0, result.output
     assert digests(out) == digests(loky_out)
 
 
-def test_a_backend_that_is_not_installed_says_how_to_install_it(tiny_run, tmp_path, monkeypatch):
+def test_a_backend_that_is_not_installed_says_how_to_install_it(render, tiny_run, tmp_path, monkeypatch):
     import builtins
 
     real_import = builtins.__import__

@@ -118,7 +118,7 @@ def check_history(path: Path) -> None:
 
 def check_run_dir(lane: Lane, x: np.ndarray) -> None:
     """Everything under a final name is whole; every listed checkpoint loads; old ones never change."""
-    from pipeline.frames import Models
+    from pipeline.models import Models
 
     run_dir = lane.run_dir
     finals = {run.RUN_JSON, run.SAMPLES_H5, run.HISTORY_CSV}
@@ -172,7 +172,7 @@ def test_sigkill_at_random_moments_never_leaves_a_broken_run(tmp_path):
     import keras  # noqa: F401 - imported now, not in the middle of the kills (the first check needs it)
 
     from pipeline.data import shapes
-    from pipeline.render import main
+    from pipeline.cli import main
 
     x, _ = shapes(N_IMAGES, size=16, seed=0)
     images = tmp_path / "x.npy"

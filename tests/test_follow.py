@@ -1,6 +1,5 @@
 """`render --follow` beside a training process."""
 
-import hashlib
 import os
 import re
 import shutil
@@ -12,7 +11,9 @@ import pytest
 from click.testing import CliRunner
 
 from pipeline import run
-from pipeline.render import follow_run, main
+from pipeline.cli import main
+from pipeline.render import follow_run
+from pipeline.settings import Execution, RenderSettings
 
 EPOCHS = 6
 TRAIN = f"""
@@ -33,13 +34,8 @@ model.fit(x, epochs={EPOCHS}, batch_size=64, verbose=0,
 """
 
 
-def digests(folder: Path) -> dict:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.suffix in (".png", ".gif")}
-
-
 @pytest.mark.slow
-def test_follow_renders_each_epoch_once_while_training_and_ends_equal_to_a_fresh_render(tmp_path):
+def test_follow_renders_each_epoch_once_while_training_and_ends_equal_to_a_fresh_render(digests, tmp_path):
     run_dir, out = tmp_path / "run", tmp_path / "out"
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3",
            "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
@@ -75,6 +71,7 @@ def test_follow_stops_after_the_idle_timeout_when_the_run_never_finishes(tiny_ru
         clock[0] += seconds
 
     monkeypatch.setattr("pipeline.render.time.monotonic", lambda: clock[0])
-    summaries = follow_run(run_dir, out_dir=tmp_path / "o", poll=1.0, idle_timeout=5.0, sleep=fake_sleep, jobs=1)
+    settings = RenderSettings(out_dir=tmp_path / "o", execution=Execution(jobs=1))
+    summaries = follow_run(run_dir, settings, poll=1.0, idle_timeout=5.0, sleep=fake_sleep)
     assert len(summaries) == 1 and summaries[0].rendered == [1, 2, 3]
     assert sleeps == [1.0] * 6  # polled, not busy-looped, and gave up after 5 s idle

@@ -2,8 +2,11 @@
 
 import numpy as np
 
-from pipeline.batch import view_grids
-from pipeline.frames import normal_ppf, walk_codes
+from pipeline import views
+from pipeline.frames import draw_checkpoint, encode
+from pipeline.settings import Facts, Picture, RenderSettings
+from pipeline.views.base import normal_ppf
+from pipeline.views.walk import walk_codes
 
 # Standard-normal quantiles of linspace(0.05, 0.95, 10), written out.
 PPF_10 = [-1.6448536269514722, -1.0364333894937898, -0.6744897501960817, -0.38532046640756773,
@@ -28,35 +31,49 @@ def test_walk_codes_are_the_quantiles_on_the_diagonal_and_zero_elsewhere():
 
 
 class CountingModels:
-    """Stands in for frames.Models: counts decode calls, decodes a code to its mean pixel."""
+    """Stands in for models.Models: counts encode and decode calls, decodes every code to gray 0.5."""
 
     latent_dim = 3
 
     def __init__(self):
-        self.decode_calls = []
+        self.encode_calls, self.decode_calls = [], []
 
     def encode(self, images):
-        return np.zeros((len(images), self.latent_dim), np.float32), None
+        self.encode_calls.append(len(images))
+        return np.zeros((len(images), self.latent_dim), np.float32), np.zeros((len(images), self.latent_dim), np.float32)
 
     def decode(self, codes):
         self.decode_calls.append(len(codes))
         return np.full((len(codes), 4, 4, 1), 0.5, np.float32)
 
 
-SETTINGS = {"channels": None, "value_range": [0.0, 1.0], "normalize": "global", "scale": 1, "pad": 2, "pad_value": 255,
-            "walk_steps": 10, "walk_range": [0.05, 0.95], "order": None, "anchor": "prior", "active_kl": 0.01}
+PICTURE = Picture(value_range=(0.0, 1.0), pad_value=255)
+FACTS = Facts(picture=PICTURE, latent_dim=3, ranked=(0, 1, 2), kl=None, samples={"name": "samples.h5"}, seed=0,
+              epochs=(1,), last_epoch=1)
 LABEL = 64  # the walk's row-label band
+
+
+def work(*names):
+    return [(views.get(n), views.get(n).settings(RenderSettings(), FACTS)) for n in names]
 
 
 def test_a_walk_is_decoded_in_one_call_and_has_one_row_per_latent():
     models = CountingModels()
-    grids = view_grids(models, None, ["walk"], SETTINGS)
+    drawn, _ = draw_checkpoint(models, encode(models, None), work("walk"))
     assert models.decode_calls == [3 * 10]
-    assert grids["walk"].shape == (3 * (4 + 2) + 2, LABEL + 10 * (4 + 2) + 2, 1)
+    assert drawn["walk"].shape == (3 * (4 + 2) + 2, LABEL + 10 * (4 + 2) + 2, 1)
 
 
 def test_recon_uses_one_encode_and_one_decode_and_the_inputs_layout():
     models = CountingModels()
-    grids = view_grids(models, np.zeros((7, 4, 4, 1)), ["recon"], SETTINGS)
-    assert models.decode_calls == [7]
-    assert grids["recon"].shape == (3 * 6 + 2, 3 * 6 + 2, 1)  # 7 tiles -> 3 x 3
+    drawn, _ = draw_checkpoint(models, encode(models, np.zeros((7, 4, 4, 1))), work("recon"))
+    assert models.encode_calls == [7] and models.decode_calls == [7]
+    assert drawn["recon"].shape == (3 * 6 + 2, 3 * 6 + 2, 1)  # 7 tiles -> 3 x 3
+
+
+def test_every_view_of_a_checkpoint_is_decoded_in_one_call():
+    models = CountingModels()
+    names = ("recon", "walk", "manifold", "samples", "interp", "traversal")
+    drawn, nonfinite = draw_checkpoint(models, encode(models, np.zeros((8, 4, 4, 1))), work(*names))
+    assert len(models.encode_calls) == 1 and len(models.decode_calls) == 1
+    assert set(drawn) == set(names) and nonfinite == 0

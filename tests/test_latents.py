@@ -7,27 +7,29 @@ import shutil
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from PIL import Image
 
-from pipeline import frames, grid, run
-from pipeline.batch import INACTIVE_GRAY, LABEL_WIDTH, row_labels
-from pipeline.render import main
+from pipeline import grid, run
+from pipeline.latents import kl_per_dim, rank_latents
+from pipeline.models import Models
+from pipeline.views.base import normal_ppf
+from pipeline.views.interp import interp_codes
+from pipeline.views.manifold import manifold_codes
+from pipeline.views.samples import prior_codes
+from pipeline.views.traversal import traversal_codes
+from pipeline.views.walk import walk_codes
+from pipeline.views.base import INACTIVE_GRAY, LABEL_WIDTH, row_labels
 
 LATENT, SIZE, PAD, N_SAMPLES, EPOCHS = 6, 16, 2, 9, 3
 DEAD = (1, 3, 4)  # forced inactive
-
-
-def render(*args):
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
 
 
 # --- pure functions ----------------------------------------------------------
 
 
 def test_manifold_codes_are_the_papers_grid():
-    ppf = frames.normal_ppf(np.linspace(0.05, 0.95, 4))
-    codes = frames.manifold_codes(3, (2, 0), steps=4).reshape(4, 4, 3)
+    ppf = normal_ppf(np.linspace(0.05, 0.95, 4))
+    codes = manifold_codes(3, (2, 0), steps=4).reshape(4, 4, 3)
     for r in range(4):
         for c in range(4):
             # x (columns) increases left to right; y (rows) decreases top to bottom, as in a plot
@@ -36,20 +38,20 @@ def test_manifold_codes_are_the_papers_grid():
 
 def test_manifold_rejects_a_single_or_out_of_range_dimension():
     with pytest.raises(ValueError, match="two different dimensions below 3"):
-        frames.manifold_codes(3, (1, 1))
+        manifold_codes(3, (1, 1))
     with pytest.raises(ValueError, match="below 3"):
-        frames.manifold_codes(3, (0, 3))
+        manifold_codes(3, (0, 3))
 
 
 def test_kl_per_dim_is_zero_for_the_prior_and_positive_otherwise():
-    np.testing.assert_allclose(frames.kl_per_dim(np.zeros((5, 2)), np.zeros((5, 2))), [0, 0])
-    kl = frames.kl_per_dim(np.array([[1.0, 0.0]]), np.array([[0.0, np.log(4.0)]]))
+    np.testing.assert_allclose(kl_per_dim(np.zeros((5, 2)), np.zeros((5, 2))), [0, 0])
+    kl = kl_per_dim(np.array([[1.0, 0.0]]), np.array([[0.0, np.log(4.0)]]))
     np.testing.assert_allclose(kl, [0.5, 0.5 * (4 - 1 - np.log(4))])
 
 
 def test_rank_latents_orders_by_decreasing_kl_and_keeps_the_top_k():
-    assert frames.rank_latents([0.1, 2.0, 0.0, 2.0]) == [1, 3, 0, 2]
-    assert frames.rank_latents([0.1, 2.0, 0.0, 2.0], max_latents=2) == [1, 3]
+    assert rank_latents([0.1, 2.0, 0.0, 2.0]) == [1, 3, 0, 2]
+    assert rank_latents([0.1, 2.0, 0.0, 2.0], max_latents=2) == [1, 3]
 
 
 def test_row_labels_show_kl_to_two_decimals_and_grey_the_inactive():
@@ -61,29 +63,29 @@ def test_row_labels_show_kl_to_two_decimals_and_grey_the_inactive():
 
 def test_posterior_walk_spans_each_dimensions_own_quantiles():
     anchor, scale = np.array([1.0, -2.0]), np.array([0.5, 2.0])
-    codes = frames.walk_codes(2, steps=3, lo=0.1, hi=0.9, anchor=anchor, scale=scale).reshape(2, 3, 2)
-    ppf = frames.normal_ppf([0.1, 0.5, 0.9])
+    codes = walk_codes(2, steps=3, lo=0.1, hi=0.9, anchor=anchor, scale=scale).reshape(2, 3, 2)
+    ppf = normal_ppf([0.1, 0.5, 0.9])
     np.testing.assert_allclose(codes[0, :, 0], 1.0 + 0.5 * ppf, rtol=1e-6)
     np.testing.assert_allclose(codes[0, :, 1], -2.0)
     np.testing.assert_allclose(codes[1, :, 1], -2.0 + 2.0 * ppf, rtol=1e-6)
 
 
 def test_interp_codes_run_from_a_to_b_inclusive():
-    codes = frames.interp_codes(np.array([[0.0, 0.0]]), np.array([[2.0, 4.0]]), steps=3)
+    codes = interp_codes(np.array([[0.0, 0.0]]), np.array([[2.0, 4.0]]), steps=3)
     np.testing.assert_array_equal(codes, np.float32([[0, 0], [1, 2], [2, 4]]))
 
 
 def test_traversal_sweeps_out_and_back():
-    codes = frames.traversal_codes(np.zeros((2, 3)), [2], steps=4)
-    ppf = frames.normal_ppf(np.linspace(0.05, 0.95, 4))
+    codes = traversal_codes(np.zeros((2, 3)), [2], steps=4)
+    ppf = normal_ppf(np.linspace(0.05, 0.95, 4))
     assert codes.shape == (6, 2, 3)  # 2 * steps - 2 frames, 1 row x 2 anchors
     np.testing.assert_allclose(codes[:, 0, 2], np.float32(np.r_[ppf, ppf[2:0:-1]]))
     assert not codes[:, :, :2].any()
 
 
 def test_prior_codes_are_fixed_by_the_seed():
-    np.testing.assert_array_equal(frames.prior_codes(4, 3, seed=1), frames.prior_codes(4, 3, seed=1))
-    assert not np.array_equal(frames.prior_codes(4, 3, seed=1), frames.prior_codes(4, 3, seed=2))
+    np.testing.assert_array_equal(prior_codes(4, 3, seed=1), prior_codes(4, 3, seed=1))
+    assert not np.array_equal(prior_codes(4, 3, seed=1), prior_codes(4, 3, seed=2))
 
 
 # --- a run with three latents forced inactive --------------------------------
@@ -98,7 +100,7 @@ def dead_run(tmp_path_factory, shapes16, make_tiny_vae):
     # batches of 16: enough steps for the live latents to leave the prior
     make_tiny_vae(latent_dim=LATENT).fit(shapes16, epochs=EPOCHS, batch_size=16, verbose=0,
                                          callbacks=[CheckpointForViz(run_dir, shapes16, n_samples=N_SAMPLES)])
-    models = frames.Models(run.read_run(run_dir))
+    models = Models(run.read_run(run_dir))
     paths = [v.path for v in models.encoder.weights]
     for ckpt in run.list_checkpoints(run_dir):
         parts = run.read_weights(ckpt.path)
@@ -111,7 +113,7 @@ def dead_run(tmp_path_factory, shapes16, make_tiny_vae):
 
 
 @pytest.fixture(scope="module")
-def dead_out(dead_run, tmp_path_factory):
+def dead_out(render, dead_run, tmp_path_factory):
     out = tmp_path_factory.mktemp("dead_out") / "o"
     result = render(dead_run, "--out", out, "-j", 1, "--views", "recon,walk,manifold,samples,interp,traversal")
     assert result.exit_code == 0, result.output
@@ -154,7 +156,7 @@ def test_dead_rows_have_greyed_labels_and_live_rows_white(dead_out):
 
 
 def decode_tiles(run_dir, epoch, codes):
-    models = frames.Models(run.read_run(run_dir))
+    models = Models(run.read_run(run_dir))
     models.load(run.list_checkpoints(run_dir)[epoch - 1].path)
     return grid.to_uint8(models.decode(codes))[..., 0]
 
@@ -167,7 +169,7 @@ def tile_at(picture, r, c, *, left=0):
 def test_every_walk_frame_shows_its_rows_in_the_shared_order(dead_run, dead_out):
     order = walk_records(dead_out)[0]["settings"]["order"]
     for epoch in (1, EPOCHS):
-        expected = decode_tiles(dead_run, epoch, frames.walk_codes(LATENT, order=order)).reshape(LATENT, 10, SIZE, SIZE)
+        expected = decode_tiles(dead_run, epoch, walk_codes(LATENT, order=order)).reshape(LATENT, 10, SIZE, SIZE)
         walk = np.asarray(Image.open(dead_out / "walk" / f"epoch_{epoch:04d}.png"))
         for r in range(LATENT):
             for c in (0, 9):
@@ -191,7 +193,7 @@ def test_manifold_png_has_steps_by_steps_tiles_of_the_two_most_active_dims(dead_
     assert dims == order[:2]
     picture = np.asarray(Image.open(dead_out / "manifold" / "epoch_0003.png"))
     assert picture.shape == (10 * (SIZE + PAD) + PAD + 14, LABEL_WIDTH + 10 * (SIZE + PAD) + PAD)
-    expected = decode_tiles(dead_run, EPOCHS, frames.manifold_codes(LATENT, dims)).reshape(10, 10, SIZE, SIZE)
+    expected = decode_tiles(dead_run, EPOCHS, manifold_codes(LATENT, dims)).reshape(10, 10, SIZE, SIZE)
     for r, c in ((0, 0), (9, 9), (4, 7)):
         np.testing.assert_array_equal(tile_at(picture, r, c, left=LABEL_WIDTH), expected[r, c])
 
@@ -229,7 +231,7 @@ def test_traversal_gif_sweeps_the_active_latents_out_and_back(dead_out):
         assert gif.info["loop"] == 0
 
 
-def test_sort_by_index_and_max_latents(dead_run, tmp_path):
+def test_sort_by_index_and_max_latents(render, dead_run, tmp_path):
     assert render(dead_run, "--out", tmp_path, "-j", 1, "--views", "walk", "--sort-latents", "index").exit_code == 0
     assert walk_records(tmp_path)[0]["settings"]["order"] == list(range(LATENT))
     out = tmp_path / "top2"
@@ -238,13 +240,13 @@ def test_sort_by_index_and_max_latents(dead_run, tmp_path):
     assert walk.size[1] == 2 * (SIZE + PAD) + PAD
 
 
-def test_posterior_anchor_draws_one_walk_block_per_anchor(dead_run, tmp_path):
+def test_posterior_anchor_draws_one_walk_block_per_anchor(render, dead_run, tmp_path):
     result = render(dead_run, "--out", tmp_path, "-j", 1, "--views", "walk", "--walk-anchor", "posterior:2")
     assert result.exit_code == 0, result.output
     assert Image.open(tmp_path / "walk" / "epoch_0001.png").size[1] == 2 * LATENT * (SIZE + PAD) + PAD
 
 
-def test_a_new_last_checkpoint_with_the_same_order_leaves_older_walk_frames_alone(dead_run, dead_out, tmp_path):
+def test_a_new_last_checkpoint_with_the_same_order_leaves_older_walk_frames_alone(render, dead_run, dead_out, tmp_path):
     out = tmp_path / "o"
     shutil.copytree(dead_out, out)
     before = (out / "walk" / "epoch_0001.png").stat().st_mtime_ns
@@ -253,7 +255,7 @@ def test_a_new_last_checkpoint_with_the_same_order_leaves_older_walk_frames_alon
     assert (out / "walk" / "epoch_0001.png").stat().st_mtime_ns == before
 
 
-def test_encoder_without_log_var_falls_back_to_index_order_and_says_so(tmp_path, shapes16):
+def test_encoder_without_log_var_falls_back_to_index_order_and_says_so(render, tmp_path, shapes16):
     import keras
 
     from pipeline.callback import CheckpointForViz

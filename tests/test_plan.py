@@ -4,8 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import plan
+from pipeline import plan, views
 from pipeline.run import Checkpoint
+from pipeline.settings import Picture
 
 
 def ckpts(epochs):
@@ -35,20 +36,33 @@ def test_bad_epochs_spec_says_what_was_expected(bad):
 
 
 def test_a_frame_is_stale_when_missing_or_made_from_another_checkpoint_or_settings(tmp_path):
+    view = views.get("walk")
     c = ckpts([1])[0]
-    manifest = {"version": plan.MANIFEST_VERSION, "files": {}}
-    settings = {"walk": {"pad": 2}}
-    assert [t.views for t in plan.stale_tasks(tmp_path, manifest, [c], settings)] == [["walk"]]
+    manifest = plan.Manifest(tmp_path)
+    settings = Picture(pad=2)  # any frozen settings object
+    assert [t.views for t in plan.stale_tasks(manifest, [c], [(view, settings)])] == [[(view, settings)]]
     (tmp_path / "walk").mkdir()
-    (tmp_path / plan.frame_name("walk", 1)).write_bytes(b"png")
-    manifest["files"][plan.frame_name("walk", 1)] = plan.frame_record(c, settings["walk"])
-    assert plan.stale_tasks(tmp_path, manifest, [c], settings) == []
-    assert plan.stale_tasks(tmp_path, manifest, [c], settings, force=True) != []
-    assert plan.stale_tasks(tmp_path, manifest, [c], {"walk": {"pad": 3}}) != []
+    (tmp_path / view.file(1)).write_bytes(b"png")
+    manifest.files[view.file(1)] = plan.frame_record(c.stamp(), settings)
+    assert plan.stale_tasks(manifest, [c], [(view, settings)]) == []
+    assert plan.stale_tasks(manifest, [c], [(view, settings)], force=True) != []
+    assert plan.stale_tasks(manifest, [c], [(view, Picture(pad=3))]) != []
     touched = Checkpoint(1, c.path, c.size, c.mtime_ns + 1)
-    assert plan.stale_tasks(tmp_path, manifest, [touched], settings) != []
+    assert plan.stale_tasks(manifest, [touched], [(view, settings)]) != []
 
 
-def test_an_unreadable_manifest_counts_as_empty(tmp_path):
+def test_a_record_is_what_the_settings_are_as_json(tmp_path):
+    manifest = plan.Manifest(tmp_path)
+    c = ckpts([1])[0]
+    manifest.files["x.png"] = plan.frame_record(c.stamp(), Picture(channels=((0, "magenta"),)))
+    (tmp_path / "x.png").write_bytes(b"png")
+    manifest.save()
+    again = plan.Manifest(tmp_path)  # tuples come back as lists: still fresh
+    assert again.is_fresh("x.png", plan.frame_record(c.stamp(), Picture(channels=((0, "magenta"),))))
+
+
+def test_an_unreadable_or_older_manifest_counts_as_empty(tmp_path):
     (tmp_path / plan.MANIFEST).write_text("{not json")
-    assert plan.read_manifest(tmp_path)["files"] == {}
+    assert plan.Manifest(tmp_path).files == {}
+    (tmp_path / plan.MANIFEST).write_text('{"version": 1, "files": {"walk/epoch_0001.png": {}}}')
+    assert plan.Manifest(tmp_path).files == {}

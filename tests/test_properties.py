@@ -11,7 +11,13 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from pipeline import frames, grid
+from pipeline import grid
+from pipeline.latents import kl_per_dim, rank_latents
+from pipeline.views.base import normal_ppf
+from pipeline.views.interp import interp_codes
+from pipeline.views.manifold import manifold_codes
+from pipeline.views.traversal import traversal_codes
+from pipeline.views.walk import walk_codes
 
 PROPERTY = settings(max_examples=50, deadline=None, derandomize=True, database=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -327,11 +333,11 @@ def test_walk_codes_walk_each_ordered_dimension_and_hold_the_others(d, steps, wa
     if posterior:
         anchor = np.asarray(data.draw(st.lists(st.floats(-5, 5), min_size=d, max_size=d), label="anchor"))
         scale = np.asarray(data.draw(st.lists(st.floats(1e-3, 5), min_size=d, max_size=d), label="scale"))
-    codes = frames.walk_codes(d, steps=steps, lo=lo, hi=hi, order=order, anchor=anchor, scale=scale)
+    codes = walk_codes(d, steps=steps, lo=lo, hi=hi, order=order, anchor=anchor, scale=scale)
     rows = list(range(d)) if order is None else order
     assert codes.dtype == np.float32 and codes.shape == (len(rows) * steps, d)
     assert np.isfinite(codes).all()
-    values = frames.normal_ppf(np.linspace(lo, hi, steps))
+    values = normal_ppf(np.linspace(lo, hi, steps))
     held = np.zeros(d) if anchor is None else anchor
     for r, dim in enumerate(rows):
         block = codes[r * steps:(r + 1) * steps]
@@ -346,21 +352,21 @@ def test_walk_codes_walk_each_ordered_dimension_and_hold_the_others(d, steps, wa
 @given(d=st.integers(-2, 4), steps=st.integers(-2, 4), lo=st.floats(-1, 2), hi=st.floats(-1, 2))
 def test_walk_codes_reject_what_is_outside_their_domain_with_a_value_error(d, steps, lo, hi):
     if d >= 1 and steps >= 1 and 0 < lo < hi < 1:
-        assert frames.walk_codes(d, steps=steps, lo=lo, hi=hi).shape == (d * steps, d)
+        assert walk_codes(d, steps=steps, lo=lo, hi=hi).shape == (d * steps, d)
     else:
         with pytest.raises(ValueError):
-            frames.walk_codes(d, steps=steps, lo=lo, hi=hi)
+            walk_codes(d, steps=steps, lo=lo, hi=hi)
 
 
 @PROPERTY
 @given(d=st.integers(2, 16), steps=st.integers(1, 10), walk=walk_ranges, data=st.data())
 def test_manifold_codes_are_a_plot_of_two_dimensions_and_zero_elsewhere(d, steps, walk, data):
     i, j = data.draw(st.lists(st.integers(0, d - 1), min_size=2, max_size=2, unique=True), label="dims")
-    codes = frames.manifold_codes(d, (i, j), steps=steps, lo=walk[0], hi=walk[1])
+    codes = manifold_codes(d, (i, j), steps=steps, lo=walk[0], hi=walk[1])
     assert codes.dtype == np.float32 and codes.shape == (steps * steps, d)
     assert np.isfinite(codes).all()
     square = codes.reshape(steps, steps, d)
-    values = np.float32(frames.normal_ppf(np.linspace(*walk, steps)))
+    values = np.float32(normal_ppf(np.linspace(*walk, steps)))
     np.testing.assert_array_equal(square[:, :, i], np.broadcast_to(values[None, :], (steps, steps)))
     np.testing.assert_array_equal(square[:, :, j], np.broadcast_to(values[::-1, None], (steps, steps)))
     assert not np.delete(square, [i, j], axis=2).any()
@@ -372,7 +378,7 @@ def test_interp_codes_run_from_a_to_b_inside_their_box(pairs, d, steps, data):
     z = st.floats(-100, 100, width=32)
     z_a = data.draw(hnp.arrays(np.float32, (pairs, d), elements=z), label="z_a")
     z_b = data.draw(hnp.arrays(np.float32, (pairs, d), elements=z), label="z_b")
-    codes = frames.interp_codes(z_a, z_b, steps=steps)
+    codes = interp_codes(z_a, z_b, steps=steps)
     assert codes.dtype == np.float32 and codes.shape == (pairs * steps, d)
     rows = codes.reshape(pairs, steps, d)
     np.testing.assert_array_equal(rows[:, 0], z_a)
@@ -387,11 +393,11 @@ def test_interp_codes_run_from_a_to_b_inside_their_box(pairs, d, steps, data):
 def test_traversal_codes_sweep_each_row_out_and_back_and_loop_without_a_jump(d, a, steps, walk, data):
     anchors = data.draw(hnp.arrays(np.float64, (a, d), elements=st.floats(-5, 5)), label="anchors")
     dims = data.draw(st.lists(st.integers(0, d - 1), min_size=1, max_size=d, unique=True), label="dims")
-    codes = frames.traversal_codes(anchors, dims, steps=steps, lo=walk[0], hi=walk[1])
+    codes = traversal_codes(anchors, dims, steps=steps, lo=walk[0], hi=walk[1])
     n_frames = steps if steps <= 2 else 2 * steps - 2
     assert codes.dtype == np.float32 and codes.shape == (n_frames, len(dims) * a, d)
     assert np.isfinite(codes).all()
-    values = np.float32(frames.normal_ppf(np.linspace(*walk, steps)))
+    values = np.float32(normal_ppf(np.linspace(*walk, steps)))
     blocks = codes.reshape(n_frames, len(dims), a, d)
     for r, dim in enumerate(dims):
         sweep = blocks[:, r, :, dim]  # (frames, anchors)
@@ -411,12 +417,12 @@ def test_kl_per_dim_is_one_non_negative_value_per_dimension(data):
     dtype = data.draw(st.sampled_from(FLOAT_DTYPES), label="dtype")
     mu = data.draw(hnp.arrays(dtype, (n, d), elements=st.floats(-10, 10, width=32)), label="z_mean")
     lv = data.draw(hnp.arrays(dtype, (n, d), elements=st.floats(-10, 10, width=32)), label="z_log_var")
-    kl = frames.kl_per_dim(mu, lv)
+    kl = kl_per_dim(mu, lv)
     assert kl.shape == (d,) and np.isfinite(kl).all()
     assert (kl >= -1e-9).all()
     expected = np.mean(0.5 * (mu.astype(float) ** 2 + np.exp(lv.astype(float)) - 1 - lv.astype(float)), axis=0)
     np.testing.assert_allclose(kl, expected, rtol=1e-9, atol=1e-12)
-    assert (frames.kl_per_dim(np.zeros((n, d)), np.zeros((n, d))) == 0).all()
+    assert (kl_per_dim(np.zeros((n, d)), np.zeros((n, d))) == 0).all()
 
 
 @PROPERTY
@@ -427,7 +433,7 @@ def test_kl_per_dim_of_nan_or_inf_codes_does_not_raise(data):
     mu = data.draw(hnp.arrays(np.float64, (n, d), elements=anything))
     lv = data.draw(hnp.arrays(np.float64, (n, d), elements=anything))
     with np.errstate(all="ignore"):
-        assert frames.kl_per_dim(mu, lv).shape == (d,)
+        assert kl_per_dim(mu, lv).shape == (d,)
 
 
 @PROPERTY
@@ -435,18 +441,18 @@ def test_kl_per_dim_of_nan_or_inf_codes_does_not_raise(data):
        data=st.data())
 def test_rank_latents_orders_by_decreasing_kl_ties_by_index(kl, data):
     k = data.draw(st.none() | st.integers(1, 20), label="max_latents")
-    full = frames.rank_latents(kl)
+    full = rank_latents(kl)
     assert sorted(full) == list(range(len(kl)))
     for a, b in zip(full, full[1:]):
         assert kl[a] > kl[b] or (kl[a] == kl[b] and a < b)
-    assert frames.rank_latents(kl, max_latents=k) == (full if k is None else full[:k])
+    assert rank_latents(kl, max_latents=k) == (full if k is None else full[:k])
 
 
 @PROPERTY
 @given(kl=st.lists(st.floats(0, 100) | st.just(np.nan), min_size=2, max_size=8))
 @example(kl=[1.0, np.nan, 2.0])  # sorting on a NaN key once gave [0, 1, 2]: the NaN hid the top latent
 def test_rank_latents_puts_nan_last_and_keeps_the_finite_ones_in_order(kl):
-    order = frames.rank_latents(kl)
+    order = rank_latents(kl)
     finite = [d for d in order if not math.isnan(kl[d])]
     assert finite == sorted(finite, key=lambda d: (-kl[d], d))
     assert order[:len(finite)] == finite  # unknown KL (NaN) last

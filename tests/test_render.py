@@ -1,7 +1,6 @@
 """The render pipeline, end to end through the CLI: files, layout, selection,
 determinism, incrementality, portability and exit codes."""
 
-import hashlib
 import os
 import shutil
 import subprocess
@@ -14,8 +13,8 @@ from click.testing import CliRunner
 from PIL import Image
 
 from pipeline import run
-from pipeline.batch import LABEL_WIDTH
-from pipeline.render import main
+from pipeline.views.base import LABEL_WIDTH
+from pipeline.cli import main
 
 EPOCHS, LATENT, N_SAMPLES, SIZE, PAD, STEPS = 12, 3, 9, 16, 2, 10
 
@@ -32,26 +31,8 @@ def run12(tmp_path_factory, shapes16, make_tiny_vae):
     return run_dir
 
 
-def render(*args):
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-
-
-def digests(folder: Path) -> dict:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.suffix in (".png", ".gif")}
-
-
-def gif_frames(path: Path) -> list[np.ndarray]:
-    with Image.open(path) as im:
-        frames = []
-        for i in range(im.n_frames):
-            im.seek(i)
-            frames.append(np.asarray(im.convert("L")))
-        return frames
-
-
 @pytest.fixture(scope="module")
-def rendered(run12, tmp_path_factory):
+def rendered(render, run12, tmp_path_factory):
     out = tmp_path_factory.mktemp("out") / "o"
     result = render(run12, "--out", out, "--jobs", 1)
     assert result.exit_code == 0, result.output
@@ -83,7 +64,7 @@ def test_inputs_png_shows_the_samples_exactly(rendered, run12):
     np.testing.assert_array_equal(first_tile, np.rint(samples[0, ..., 0] * 255).astype(np.uint8))
 
 
-def test_each_gif_has_one_frame_per_epoch_in_epoch_order_captioned_above_the_grid(rendered):
+def test_each_gif_has_one_frame_per_epoch_in_epoch_order_captioned_above_the_grid(gif_frames, rendered):
     for view in ("recon", "walk"):
         frames = gif_frames(rendered / f"{view}.gif")
         assert len(frames) == EPOCHS
@@ -96,7 +77,7 @@ def test_each_gif_has_one_frame_per_epoch_in_epoch_order_captioned_above_the_gri
         assert im.info["loop"] == 0 and im.info["duration"] == 200  # forever, 5 fps
 
 
-def test_every_5_of_12_renders_5_10_and_12(run12, tmp_path):
+def test_every_5_of_12_renders_5_10_and_12(render, gif_frames, run12, tmp_path):
     result = render(run12, "--out", tmp_path, "--every", 5, "--jobs", 1)
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in (tmp_path / "recon").iterdir()) == \
@@ -104,13 +85,13 @@ def test_every_5_of_12_renders_5_10_and_12(run12, tmp_path):
     assert len(gif_frames(tmp_path / "walk.gif")) == 3
 
 
-def test_epochs_picks_explicitly(run12, tmp_path):
+def test_epochs_picks_explicitly(render, run12, tmp_path):
     assert render(run12, "--out", tmp_path, "--epochs", "1,3-4", "-j", 1).exit_code == 0
     assert sorted(p.name for p in (tmp_path / "walk").iterdir()) == \
         ["epoch_0001.png", "epoch_0003.png", "epoch_0004.png"]
 
 
-def test_two_jobs_give_the_same_bytes_as_one_and_as_a_second_render(run12, rendered, tmp_path):
+def test_two_jobs_give_the_same_bytes_as_one_and_as_a_second_render(render, digests, run12, rendered, tmp_path):
     result = render(run12, "--out", tmp_path / "two", "--jobs", 2)
     assert result.exit_code == 0, result.output
     again = render(run12, "--out", tmp_path / "again", "--jobs", 1)
@@ -125,7 +106,7 @@ def test_second_run_renders_nothing_writes_nothing_and_does_not_import_tensorflo
     out = tmp_path / "o"
     shutil.copytree(rendered, out)
     before = {p: p.stat().st_mtime_ns for p in out.rglob("*")}
-    code = ("import sys\nfrom pipeline.render import main\n"
+    code = ("import sys\nfrom pipeline.cli import main\n"
             f"try:\n    main([{str(run12)!r}, '--out', {str(out)!r}])\n"
             "except SystemExit as e:\n    assert e.code in (0, None), e.code\n"
             "print('TF_IMPORTED' if 'tensorflow' in sys.modules else 'TF_NOT_IMPORTED')\n")
@@ -136,7 +117,7 @@ def test_second_run_renders_nothing_writes_nothing_and_does_not_import_tensorflo
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*")} == before  # and writes nothing
 
 
-def test_touching_one_checkpoint_rerenders_only_that_epoch_and_the_gifs(run12, rendered, tmp_path):
+def test_touching_one_checkpoint_rerenders_only_that_epoch_and_the_gifs(render, run12, rendered, tmp_path):
     run_dir, out = tmp_path / "run", tmp_path / "out"
     shutil.copytree(run12, run_dir)
     shutil.copytree(rendered, out)
@@ -154,7 +135,7 @@ def test_touching_one_checkpoint_rerenders_only_that_epoch_and_the_gifs(run12, r
     assert (out / "walk.gif").stat().st_mtime_ns != gif_before
 
 
-def test_a_copied_run_renders_the_same_without_training_code_or_data(run12, rendered, tmp_path):
+def test_a_copied_run_renders_the_same_without_training_code_or_data(digests, run12, rendered, tmp_path):
     elsewhere = tmp_path / "elsewhere" / "run12"
     shutil.copytree(run12, elsewhere)
     out = tmp_path / "out"
@@ -165,14 +146,14 @@ def test_a_copied_run_renders_the_same_without_training_code_or_data(run12, rend
     assert digests(out) == digests(rendered)
 
 
-def test_default_out_is_outputs_slash_run_name(run12, tmp_path, monkeypatch):
+def test_default_out_is_outputs_slash_run_name(render, run12, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert render(run12, "--epochs", "12", "-j", 1).exit_code == 0
     assert (tmp_path / "outputs" / "run12" / "walk" / "epoch_0012.png").is_file()
 
 
 def test_help_does_not_import_tensorflow():
-    code = ("import sys\nfrom click.testing import CliRunner\nfrom pipeline.render import main\n"
+    code = ("import sys\nfrom click.testing import CliRunner\nfrom pipeline.cli import main\n"
             "r = CliRunner().invoke(main, ['--help'])\nassert r.exit_code == 0 and '--every' in r.output\n"
             "print('tensorflow' in sys.modules, 'keras' in sys.modules)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
@@ -183,13 +164,13 @@ def test_help_does_not_import_tensorflow():
 # --- errors ----------------------------------------------------------------
 
 
-def test_a_folder_that_is_not_a_run_exits_2_saying_what_is_missing(tmp_path):
+def test_a_folder_that_is_not_a_run_exits_2_saying_what_is_missing(render, tmp_path):
     result = render(tmp_path, "--out", tmp_path / "o")
     assert result.exit_code == 2
     assert "run.json" in result.output and "Traceback" not in result.output
 
 
-def test_a_run_without_checkpoints_exits_2(run12, tmp_path):
+def test_a_run_without_checkpoints_exits_2(render, run12, tmp_path):
     run_dir = tmp_path / "r"
     run_dir.mkdir()
     shutil.copy(run12 / run.RUN_JSON, run_dir)
@@ -197,13 +178,13 @@ def test_a_run_without_checkpoints_exits_2(run12, tmp_path):
     assert result.exit_code == 2 and "no checkpoints" in result.output
 
 
-def test_bad_usage_exits_2(run12, tmp_path):
+def test_bad_usage_exits_2(render, run12, tmp_path):
     assert render(run12, "--epochs", "x-y").exit_code == 2
     assert render(run12, "--walk-range", "0.9", "0.1").exit_code == 2
     assert render(run12, "--out", tmp_path, "--channels", "0,3").exit_code == 2
 
 
-def test_a_corrupt_checkpoint_is_named_the_others_render_and_exit_is_1(run12, tmp_path):
+def test_a_corrupt_checkpoint_is_named_the_others_render_and_exit_is_1(gif_frames, run12, tmp_path):
     run_dir = tmp_path / "run"
     shutil.copytree(run12, run_dir)
     bad = run_dir / run.WEIGHTS_DIR / run.checkpoint_name(5)
@@ -236,7 +217,7 @@ def bare_run(tmp_path_factory, shapes16, make_tiny_vae):
     return run_dir
 
 
-def test_a_run_without_samples_renders_the_walk_only_and_says_why(bare_run, tmp_path):
+def test_a_run_without_samples_renders_the_walk_only_and_says_why(render, bare_run, tmp_path):
     result = render(bare_run, "--out", tmp_path, "-j", 1)
     assert result.exit_code == 0, result.output
     assert "walk only" in result.output and "--data" in result.output
@@ -244,7 +225,7 @@ def test_a_run_without_samples_renders_the_walk_only_and_says_why(bare_run, tmp_
     assert not (tmp_path / "recon").exists() and not (tmp_path / "inputs.png").exists()
 
 
-def test_data_gives_a_bare_run_its_samples_chosen_with_the_runs_seed(bare_run, shapes16, tmp_path):
+def test_data_gives_a_bare_run_its_samples_chosen_with_the_runs_seed(render, bare_run, shapes16, tmp_path):
     data = tmp_path / "x.npy"
     np.save(data, shapes16)
     out = tmp_path / "out"
@@ -257,3 +238,51 @@ def test_data_gives_a_bare_run_its_samples_chosen_with_the_runs_seed(bare_run, s
     assert (out / "inputs.png").is_file() and len(list((out / "recon").iterdir())) == 2
     # the same data again: the samples file is kept, nothing re-renders
     assert "nothing to render" in render(bare_run, "--out", out, "--data", data, "-j", 1).output
+
+
+# --- every run under checkpoints/ ------------------------------------------
+
+FIXTURE_RUN = Path(__file__).parent / "fixtures" / "run_0_1_0"  # 2 epochs
+
+
+@pytest.fixture
+def two_runs(tmp_path, monkeypatch):
+    """A working folder whose checkpoints/ holds runs `a` and `b` and a stray folder; cwd set to it."""
+    for name in ("a", "b"):
+        shutil.copytree(FIXTURE_RUN, tmp_path / "checkpoints" / name)
+    (tmp_path / "checkpoints" / "stray").mkdir()
+    (tmp_path / "checkpoints" / "stray" / "notes.txt").write_text("not a run\n")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_without_a_run_dir_every_run_under_checkpoints_renders_into_outputs(render, two_runs):
+    result = render("--every", 5, "-j", 1)
+    assert result.exit_code == 0, result.output
+    for name in ("a", "b"):
+        assert sorted(p.name for p in (two_runs / "outputs" / name / "walk").iterdir()) == ["epoch_0002.png"]
+        assert f"{name}: rendered 1 checkpoints" in result.output
+    assert "stray" in result.output and "not a run directory" in result.output
+    assert not (two_runs / "outputs" / "stray").exists()
+
+
+def test_without_a_run_dir_out_is_the_parent_of_each_runs_outputs(render, two_runs):
+    assert render("--out", "elsewhere", "-j", 1).exit_code == 0
+    assert sorted(p.name for p in (two_runs / "elsewhere").iterdir()) == ["a", "b"]
+
+
+def test_the_exit_code_is_the_worst_of_the_runs(render, two_runs):
+    (two_runs / "checkpoints" / "b" / run.RUN_JSON).write_text("{broken")
+    result = render("-j", 1)
+    assert result.exit_code == 2
+    assert "a: rendered 2 checkpoints" in result.output and "b: error:" in result.output
+    assert (two_runs / "outputs" / "a" / "index.html").is_file()
+
+
+def test_without_runs_or_with_follow_it_says_what_to_pass(render, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "checkpoints").mkdir()
+    result = render()
+    assert result.exit_code == 2 and "holds no run directories" in result.output
+    result = render("--follow")
+    assert result.exit_code == 2 and "RUN_DIR" in result.output

@@ -5,23 +5,18 @@ import shutil
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from PIL import Image
 
 from pipeline import grid, run
-from pipeline.render import caption_text, main
+from pipeline.animate import caption_text
 
 SIZE, PAD, EPOCHS = 16, 2, 3
 ALL_VIEWS = "recon,walk,manifold,samples,interp,traversal"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-def render(*args):
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-
-
 @pytest.fixture(scope="module")
-def report_out(tiny_run, tmp_path_factory):
+def report_out(render, tiny_run, tmp_path_factory):
     out = tmp_path_factory.mktemp("report") / "o"
     result = render(tiny_run.run_dir, "--out", out, "-j", 1, "--views", ALL_VIEWS, "--mp4", "--tensorboard")
     assert result.exit_code == 0, result.output
@@ -82,7 +77,7 @@ def read_events(folder):
     return acc
 
 
-def test_tensorboard_has_one_image_per_epoch_and_view_and_rerun_adds_none(tiny_run, report_out, tmp_path):
+def test_tensorboard_has_one_image_per_epoch_and_view_and_rerun_adds_none(render, tiny_run, report_out, tmp_path):
     acc = read_events(report_out / "tensorboard")
     for view in ("recon", "walk", "manifold", "samples", "interp"):
         assert [e.step for e in acc.Images(f"vaeviz/{view}")] == [1, 2, 3]
@@ -158,7 +153,7 @@ def run16bit(tmp_path_factory):
     return run_dir
 
 
-def test_composite_of_16_bit_channels_gives_the_chosen_colour(run16bit, tmp_path):
+def test_composite_of_16_bit_channels_gives_the_chosen_colour(render, run16bit, tmp_path):
     assert run.read_run(run16bit)["value_range"] == [0.0, 65535.0]
     result = render(run16bit, "--out", tmp_path, "-j", 1, "--channels", "0:magenta,1:green")
     assert result.exit_code == 0, result.output
@@ -168,7 +163,7 @@ def test_composite_of_16_bit_channels_gives_the_chosen_colour(run16bit, tmp_path
     assert inputs[PAD + 0, PAD + 0].tolist() == [0, 0, 0]
 
 
-def test_16_bit_values_keep_their_range_until_uint8(run16bit, tmp_path):
+def test_16_bit_values_keep_their_range_until_uint8(render, run16bit, tmp_path):
     # channel 4 holds 1000 of 65535: global shows it as ~4/255, per-image stretches it to white
     for normalize, expected in (("global", round(1000 / 65535 * 255)), ("per-image", 255)):
         out = tmp_path / normalize
@@ -176,7 +171,7 @@ def test_16_bit_values_keep_their_range_until_uint8(run16bit, tmp_path):
         assert np.asarray(Image.open(out / "inputs.png"))[PAD + 12, PAD + 1] == expected
 
 
-def test_scale_upsamples_tiles_by_nearest_neighbour(tiny_run, tmp_path):
+def test_scale_upsamples_tiles_by_nearest_neighbour(render, tiny_run, tmp_path):
     assert render(tiny_run.run_dir, "--out", tmp_path, "-j", 1, "--scale", 3, "--epochs", "1").exit_code == 0
     inputs = np.asarray(Image.open(tmp_path / "inputs.png"))
     assert inputs.shape == (3 * (3 * SIZE + PAD) + PAD,) * 2
@@ -185,7 +180,7 @@ def test_scale_upsamples_tiles_by_nearest_neighbour(tiny_run, tmp_path):
     np.testing.assert_array_equal(inputs[PAD:PAD + 3 * SIZE, PAD:PAD + 3 * SIZE], expected)
 
 
-def test_bad_channel_specs_are_usage_errors(tiny_run, tmp_path):
+def test_bad_channel_specs_are_usage_errors(render, tiny_run, tmp_path):
     for spec in ("0:purple", "0:red,1", "x"):
         result = render(tiny_run.run_dir, "--out", tmp_path, "--channels", spec)
         assert result.exit_code == 2 and "0:magenta,1:green" in result.output

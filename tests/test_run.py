@@ -7,7 +7,7 @@ import h5py
 import numpy as np
 import pytest
 
-from pipeline import run
+from pipeline import atomic, run
 from pipeline.run import CheckpointError, RunError
 
 
@@ -238,5 +238,5 @@ def test_remove_stale_temps_deletes_dead_writers_files_only(tmp_path):
     final = tmp_path / "weights" / "epoch_0001.weights.h5"
     for p in (stale, live, final):
         p.write_bytes(b"x")
-    assert run.remove_stale_temps(tmp_path) == [stale]
+    assert atomic.remove_stale_temps(tmp_path) == [stale]
     assert not stale.exists() and live.exists() and final.exists()

@@ -9,8 +9,8 @@ from click.testing import CliRunner
 from PIL import Image
 
 from pipeline import run
-from pipeline.batch import LABEL_WIDTH
-from pipeline.render import main
+from pipeline.views.base import LABEL_WIDTH
+from pipeline.cli import main
 
 SIZE, LATENT, PAD, STEPS = 32, 8, 2, 10
 

@@ -1,0 +1,101 @@
+"""Atomic file writes: a temporary name beside the target, then a rename.
+
+A reader (a renderer, a second `fit`) never sees half a file, and a process
+killed mid-write leaves only a temporary file that carries its PID, which the
+next writer removes. Used by the run-directory code (`run.py`) and the output
+writers (`writers.py`) alike.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+__all__ = ["temp_path", "remove_stale_temps", "write_bytes", "update_bytes", "json_bytes", "write_h5"]
+
+
+def temp_path(path: Path) -> Path:
+    """Return a temporary name beside `path` that no listing mistakes for it (it carries this PID)."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+def remove_stale_temps(folder: Path) -> list[Path]:
+    """Delete temporary files under `folder` left by processes that died mid-write; return them.
+
+    A temporary name carries its writer's PID (see `temp_path`), so a file of a
+    live writer, such as a training process still running, is never touched.
+    """
+    removed = []
+    for path in Path(folder).rglob(".*.tmp"):
+        try:
+            pid = int(path.name.rsplit(".", 2)[-2])
+            os.kill(pid, 0)
+            continue  # its writer is alive
+        except ProcessLookupError:
+            pass
+        except (ValueError, PermissionError):
+            continue  # not ours, or another user's live process
+        try:
+            path.unlink()
+            removed.append(path)
+        except OSError:
+            pass
+    return removed
+
+
+def write_bytes(path: Path, data: bytes, *, durable: bool) -> None:
+    """Write `data` to `path` through a temporary file and a rename.
+
+    durable: fsync before the rename, so the file survives a power cut too
+    (the run directory's files). Re-creatable outputs skip it: a killed
+    process never leaves half a file either way.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_path(path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def update_bytes(path: Path, data: bytes) -> bool:
+    """Write an output file unless it already holds exactly `data` (a no-op render writes nothing)."""
+    try:
+        if Path(path).read_bytes() == data:
+            return False
+    except OSError:
+        pass
+    write_bytes(path, data, durable=False)
+    return True
+
+
+def json_bytes(obj) -> bytes:
+    """Return `obj` as indented, key-sorted JSON: stable bytes for stable input."""
+    return (json.dumps(obj, indent=1, sort_keys=True) + "\n").encode()
+
+
+def write_h5(path: Path, fill) -> None:
+    """Create an HDF5 file at `path` via a temporary name, durably; `fill(h5file)` writes its contents."""
+    import h5py
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_path(path)
+    try:
+        with h5py.File(tmp, "w") as f:
+            fill(f)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
