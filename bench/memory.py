@@ -1,7 +1,7 @@
 """Does a render worker's memory stay flat over many checkpoints?
 
 Renders 200 checkpoints of a small run through the worker function
-(`pipeline.batch.render_chunk`, as a loky worker runs it, one checkpoint per
+(`pipeline.execute.render_chunk`, as a loky worker runs it, one checkpoint per
 call) in this process, reading the resident set size after each, and reports
 the growth per checkpoint over the second half (after warm-up) from a
 least-squares line. Prints a table; `bench/run.py` puts it in RESULTS.md.
@@ -57,24 +57,27 @@ def make_run(folder: Path, n_checkpoints: int) -> Path:
 
 def measure(n_checkpoints: int = 200) -> dict:
     """Return {"rss_kib": [...], "slope_kib": growth per checkpoint, ...} of one worker."""
-    from pipeline import batch, render, run
+    from pipeline import execute, run, views
+    from pipeline.latents import StatsSettings
+    from pipeline.settings import Facts, Picture, RenderSettings
 
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = make_run(Path(tmp), n_checkpoints)
         out = Path(tmp) / "out"
-        # one real render of the first checkpoint to get the settings the CLI would use
-        render.render(run_dir, out_dir=out, epochs={1}, jobs=1)
-        manifest = __import__("json").loads((out / "manifest.json").read_text())
-        settings = {v: manifest["files"][f"{v}/epoch_0001.png"]["settings"] for v in ("recon", "walk")}
-        common = {**settings["walk"], "normalize": "global", "scale": 1, "order": settings["walk"]["order"],
-                  "anchor": "prior", "active_kl": 0.01, "fps": 5.0}
+        samples = run_dir / run.SAMPLES_H5
+        info, checkpoints = run.read_run(run_dir), run.list_checkpoints(run_dir)
+        # the settings a default render (recon, walk) resolves to, KL ranking aside
+        facts = Facts(picture=Picture(value_range=tuple(info["value_range"]), pad_value=255),
+                      latent_dim=info["latent_dim"], ranked=tuple(range(info["latent_dim"])), kl=None,
+                      samples=run.file_stamp(samples), seed=0, epochs=tuple(c.epoch for c in checkpoints),
+                      last_epoch=checkpoints[-1].epoch)
+        work = [(views.get(n), views.get(n).settings(RenderSettings(), facts)) for n in ("recon", "walk")]
         rss, started = [], time.perf_counter()
-        for ckpt in run.list_checkpoints(run_dir):
-            job = {"run_dir": str(run_dir), "out_dir": str(out), "samples_path": str(run_dir / run.SAMPLES_H5),
-                   "tasks": [(ckpt.epoch, str(ckpt.path), ckpt.stamp(), ["latents", "recon", "walk"])],
-                   "settings": {**settings, "latents": {}}, "common": common, "threads": 1,
-                   "safe_mode": True, "imports": []}
-            [result] = batch.render_chunk(job)
+        for ckpt in checkpoints:
+            task = (ckpt.epoch, str(ckpt.path), ckpt.stamp(), work, StatsSettings(samples=facts.samples))
+            job = execute.Job(run_dir=str(run_dir), out_dir=str(out), samples_path=str(samples), tasks=(task,),
+                              threads=1, safe_mode=True, imports=())
+            [result] = execute.render_chunk(job)
             assert result["error"] is None, result["error"]
             rss.append(rss_kib())
         seconds = time.perf_counter() - started

@@ -58,14 +58,16 @@ STAGES = ["load", "encode", "decode (recon + walk, one call)", "grid", "PNG enco
 
 
 def throughput(p: dict, run_dir: Path, work: Path, log) -> Section:
-    from pipeline import frames, grid, writers
+    from pipeline import grid, writers
+    from pipeline.models import Models
+    from pipeline.views.walk import walk_codes
 
     section = Section("2. Render throughput per checkpoint (jobs=1, in-process)")
     info = run.read_run(run_dir)
     samples = run.read_samples(run_dir / run.SAMPLES_H5)["images"]
-    models = frames.Models(info)
+    models = Models(info)
     checkpoints = run.list_checkpoints(run_dir)
-    codes = frames.walk_codes(models.latent_dim, steps=10)
+    codes = walk_codes(models.latent_dim, steps=10)
     out = work / "s2_frames"
     value_range = info["value_range"]
 
@@ -78,7 +80,7 @@ def throughput(p: dict, run_dir: Path, work: Path, log) -> Section:
         marks.append(time.perf_counter())
         z_mean, _ = models.encode(samples)
         marks.append(time.perf_counter())
-        decoded = models.decode(np.concatenate([z_mean, codes]))  # as batch.view_grids: one call
+        decoded = models.decode(np.concatenate([z_mean, codes]))  # as frames.draw_checkpoint: one call
         recon, walk = decoded[:len(z_mean)], decoded[len(z_mean):]
         marks.append(time.perf_counter())
         grids = {"recon": picture(recon, grid.square_cols(len(recon))), "walk": picture(walk, 10)}
@@ -127,7 +129,7 @@ def throughput(p: dict, run_dir: Path, work: Path, log) -> Section:
               f"{total['median'] / base['median']:.2f}", "")
     table.add("total / (load + encode + 1 decode of both views)", f"{total['min'] / both['min']:.2f}",
               f"{total['median'] / both['median']:.2f}", "")
-    section.tables.append((f"Stages as batch.py runs them, per checkpoint: {len(samples)} samples of "
+    section.tables.append((f"Stages as a worker runs them, per checkpoint: {len(samples)} samples of "
                            f"{'x'.join(map(str, info['input_shape']))}, walk {models.latent_dim} x 10; "
                            f"{total['n']} checkpoints each, the three variants interleaved", table))
     section.goals.append(Goal("render per checkpoint / floor (ratio of minima)", f"{ratio:.2f}", "<= 1.5",
@@ -145,11 +147,14 @@ def throughput(p: dict, run_dir: Path, work: Path, log) -> Section:
     # the whole render() in this process: planning, manifest and GIFs included
     try:
         from pipeline.render import render
+        from pipeline.settings import Execution, RenderSettings, Selection
 
         whole = []
+        settings = RenderSettings(out_dir=work / "s2_render", selection=Selection(force=True),
+                                  execution=Execution(jobs=1))
         for _ in range(2):
             started = time.perf_counter()
-            render(run_dir, out_dir=work / "s2_render", jobs=1, force=True)
+            render(run_dir, settings)
             whole.append((time.perf_counter() - started) / len(checkpoints))
         section.notes.append(f"`pipeline.render.render(jobs=1, force=True)` in this process, all views it "
                              f"renders by default plus manifest and GIFs: {ms(min(whole))} per checkpoint "
@@ -386,7 +391,7 @@ def memory_growth(p: dict, work: Path, log) -> Section:
     marks = (1, 10, n // 2, n)
     table = Table(["worker RSS after checkpoint", *(str(i) for i in marks)])
     table.add("MiB", *(f"{rss[i - 1] / 1024:.1f}" for i in marks))
-    section.tables.append((f"`batch.render_chunk` in this process, one checkpoint per call, {n} checkpoints "
+    section.tables.append((f"`execute.render_chunk` in this process, one checkpoint per call, {n} checkpoints "
                            f"of a 32x32 ImageVAE, {s(m['seconds'])}", table))
     goal = memory.GOAL_KIB_PER_CHECKPOINT
     slope = m["slope_kib"]
