@@ -8,6 +8,7 @@ drawn by matplotlib into `history.png`.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import io
 import json
 from pathlib import Path
@@ -19,6 +20,7 @@ __all__ = ["write_report", "draw_history", "metric_names", "HISTORY_PNG"]
 
 HISTORY_PNG = "history.png"
 TEMPLATE = "report.html.j2"
+INDEX = "index.html"
 
 
 def metric_names(history: dict) -> list[str]:
@@ -87,9 +89,11 @@ def _settings_rows(settings, chosen) -> list[tuple[str, str]]:
 
 
 def write_report(manifest: plan.Manifest, *, source, chosen, settings, history: dict) -> None:
-    """Write `index.html` (and `history.png` when the history changed) into the outputs folder."""
-    from jinja2 import Environment, PackageLoader, select_autoescape
+    """Write `index.html` (and `history.png` when the history changed) into the outputs folder.
 
+    The page is a pure function of what the template is given: when that is
+    what made the page on disk, the template is not even loaded.
+    """
     selected = list(source.selected)
     sections = [_history_section(manifest, history)] if history else []
     if manifest.has("inputs.png"):
@@ -98,12 +102,19 @@ def write_report(manifest: plan.Manifest, *, source, chosen, settings, history: 
     sections += [s for s in (_view_section(manifest, view, selected) for view, _ in chosen) if s]
     missing = [n for n in settings.views if views.get(n).needs_samples and source.samples is None]
     notes = [f"not drawn: {', '.join(missing)} (they need the run's samples: pass --data PATH)"] if missing else []
-    env = Environment(loader=PackageLoader("pipeline", "templates"), autoescape=select_autoescape(["j2", "html"]))
-    page = env.get_template(TEMPLATE).render(
+    context = dict(
         name=Path(source.run_dir).name, run_dir=str(source.run_dir), n_epochs=len(selected),
         first=selected[0].epoch, last=selected[-1].epoch, settings=_settings_rows(settings, chosen),
         sections=sections, notes=notes,
         latents_csv=latents.CSV if (manifest.out_dir / latents.CSV).exists() else None,
         frames_json=json.dumps({s["id"]: s["frames"] for s in sections if s.get("frames")}).replace("</", "<\\/"))
-    writers.update_bytes(manifest.out_dir / "index.html", page.encode())
+    template = hashlib.sha256((Path(__file__).parent / "templates" / TEMPLATE).read_bytes()).hexdigest()
+    entry = {"template": template, "context": json.loads(json.dumps(context))}
+    if manifest.is_fresh(INDEX, entry):
+        return
+    from jinja2 import Environment, PackageLoader, select_autoescape
+
+    env = Environment(loader=PackageLoader("pipeline", "templates"), autoescape=select_autoescape(["j2", "html"]))
+    writers.update_bytes(manifest.out_dir / INDEX, env.get_template(TEMPLATE).render(**context).encode())
+    manifest.files[INDEX] = entry
 
