@@ -11,6 +11,7 @@ the minima (the least disturbed runs on a shared machine).
     3. scaling of `python -m pipeline.render --jobs J` over the cores
     4. no-op re-render and `--help` start-up
     5. a render worker's memory over many checkpoints (bench/memory.py)
+    6. CheckpointForViz's in-loop cost on the TensorFlow and JAX backends, beside ModelCheckpoint
 
 --quick runs tiny sizes (under two minutes) to check that it all works; its
 figures mean little and it writes no RESULTS.md unless given --results.
@@ -42,7 +43,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="tiny sizes: check that the benchmark runs")
-    parser.add_argument("--sections", default="1,2,3,4,5", help="which sections to run, e.g. `2,3`")
+    parser.add_argument("--sections", default="1,2,3,4,5,6", help="which sections to run, e.g. `2,3`")
     parser.add_argument("--results", type=Path, help="markdown file to write [full: bench/RESULTS.md; quick: none]")
     parser.add_argument("--work", type=Path, help="scratch folder (kept) [default: a temporary folder, removed]")
     args = parser.parse_args(argv)
@@ -52,6 +53,7 @@ def main(argv=None) -> int:
     work = args.work or Path(tempfile.mkdtemp(prefix="vaeviz-bench-"))
     work.mkdir(parents=True, exist_ok=True)
 
+    import backends
     import training
     import rendering
     from util import load_average, machine
@@ -89,6 +91,9 @@ def main(argv=None) -> int:
         if 5 in sections_wanted:
             sections.append(_timed(rendering.memory_growth, p, work, log))
             loads.append(("after 5", load_average()))
+        if 6 in sections_wanted:
+            sections.append(_timed(backends.section, p, log))
+            loads.append(("after 6", load_average()))
     finally:
         if args.work is None:
             shutil.rmtree(work, ignore_errors=True)
@@ -119,7 +124,7 @@ def _timed(fn, *args):
     except Exception as err:  # e.g. the renderer is mid-change: the other sections still run
         title = {"overhead": "1. Training-loop overhead", "throughput": "2. Render throughput",
                  "scaling": "3. Scaling over cores", "startup": "4. Incremental re-render and start-up",
-                 "memory_growth": "5. Render worker memory"}
+                 "memory_growth": "5. Render worker memory", "section": "6. In-loop cost per backend"}
         section = Section(f"{title.get(fn.__name__, fn.__name__)} (failed)")
         section.notes.append(f"This section failed: {type(err).__name__}: {str(err)[-1500:]}")
         section.goals.append(Goal(section.title, "n/a", "runs", False, "failed"))

@@ -96,7 +96,7 @@ class WriteMeter:
         self.calls = []  # (thread name, wall seconds, that thread's CPU seconds)
 
     def __enter__(self):
-        self._saved = {name: getattr(run, name) for name in ("write_weights", "append_history")}
+        self._saved = {name: getattr(run, name) for name in ("write_weights", "add_history")}
         for name, fn in self._saved.items():
             setattr(run, name, self._wrap(fn))
         return self

@@ -84,18 +84,17 @@ def json_bytes(obj) -> bytes:
 
 
 def write_h5(path: Path, fill) -> None:
-    """Create an HDF5 file at `path` via a temporary name, durably; `fill(h5file)` writes its contents."""
+    """Write an HDF5 file at `path` atomically and durably; `fill(h5file)` writes its contents.
+
+    The file is built in memory and written as bytes: HDF5 itself never
+    touches the disk, so a full disk or a dead filesystem is a plain OSError
+    from the write, never a half-closed HDF5 file.
+    """
+    import io
+
     import h5py
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_path(path)
-    try:
-        with h5py.File(tmp, "w") as f:
-            fill(f)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    buffer = io.BytesIO()
+    with h5py.File(buffer, "w") as f:
+        fill(f)
+    write_bytes(path, buffer.getvalue(), durable=True)

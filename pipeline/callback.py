@@ -6,12 +6,18 @@ fixed samples once, then each scheduled epoch the encoder and decoder weights
 
 In the training loop it only copies the weights to host memory; a background
 thread writes the files, so an epoch costs what it cost without the callback.
+Whatever happens to those files (a full disk, a filesystem that stops
+answering), training goes on: the failure is a warning and a skipped epoch.
+Works with fit or a hand-written loop (keras.callbacks.CallbackList), on the
+TensorFlow, JAX and PyTorch backends.
 """
 
 from __future__ import annotations
 
 import datetime
 import platform
+import threading
+import warnings
 from pathlib import Path
 
 import keras
@@ -19,7 +25,24 @@ import numpy as np
 
 from pipeline import atomic, run
 from pipeline.background import Writer
-from pipeline.data import describe_source
+from pipeline.data import choose_samples, describe_source
+from pipeline.modelspec import DECODER_OUTPUTS, ENCODER_OUTPUTS, ENCODER_SCALES, inspect_models
+
+
+HEADER, FINISH = "run.json and samples.h5", "run.json (the run finished)"
+CONSEQUENCES = (  # what a failed write costs, by the start of its label
+    ("the checkpoint", "that checkpoint is skipped (run.json lists it in skipped_epochs) and later epochs are "
+                       "tried again"),
+    ("history.csv", "its rows are kept and written with the next write that succeeds"),
+    (HEADER, "it is tried again with the next checkpoint"),
+    (FINISH, "it is written once the writes before it are done"),
+)
+
+
+def _check_choice(name: str, value, choices, *, optional: bool = True) -> None:
+    if not ((optional and value is None) or value in choices):
+        raise ValueError(f"{name} must be {'None or ' if optional else ''}one of {', '.join(map(repr, choices))}. "
+                         f"Received: {name}={value!r}.")
 
 
 class CheckpointForViz(keras.callbacks.Callback):
@@ -29,29 +52,48 @@ class CheckpointForViz(keras.callbacks.Callback):
         run_dir: folder of the run (created). A second `fit` into the same
             folder continues its epoch numbering; a different architecture is
             refused.
-        data: the training images (numpy array, h5py dataset, or path to an
-            image folder) to choose the fixed samples from, or None to save
-            weights only (the renderer can take samples later: `--data`).
+        data: the training images to choose the fixed samples from: a numpy
+            array, an h5py dataset, an image folder, a keras.utils.PyDataset,
+            a tf.data.Dataset or a re-iterable of batches (`x` or `(x, y)`);
+            or None to save weights only (the renderer can take samples
+            later: `--data`).
         n_samples: how many fixed samples to keep.
         seed: seed of the sample choice.
         every: save weights every `every` epochs, or `"log"` for epochs
             1, 2, 3, 4, 5, 6, 8, 10, 13, 16, 20, ... (ten per decade). The last
             epoch of a `fit` is always saved.
         encoder, decoder: the models to save; default `model.encoder` and
-            `model.decoder`. The encoder outputs `z_mean`, `[z_mean, z_log_var]`
-            or `[z_mean, z_log_var, z]`.
+            `model.decoder`: functional, Sequential or registered subclassed
+            Keras models.
+        encoder_outputs: what the encoder gives: "mean", "mean_logvar",
+            "mean_logvar_z", or "concat" (one tensor of z_mean then z_log_var).
+            None: detected (a single output twice the decoder's input width is
+            "concat", with a warning).
+        encoder_scale: the encoder's second output: "logvar" (default), "logstd" or "std".
+        decoder_output: "probabilities", "logits" (the renderer applies a
+            sigmoid) or "gaussian" (2C channels: mean, then log-variance).
+            None: probabilities, except that a decoder with a linear output
+            layer on [0, 1] data is decided by the renderer.
+        conditions: a conditional VAE's conditions, one row per image of
+            `data` (one-hot or any vector); its encoder takes [x, c] and its
+            decoder [z, c].
+        image_shape: (height, width, channels) of flattened image inputs.
         value_range: (lo, hi) of the images; default: inferred from the samples
             ([0, 1] or [-1, 1] when they fit, else their min and max).
-        background: write the weights and history files in a background
-            thread (default), so `on_epoch_end` only copies the weights to
-            host memory. At most 2 writes wait; a slower disk makes training
-            wait rather than memory grow. The files are all written when `fit`
-            returns; a write error is raised from `fit` at the next epoch end
-            (or its end). `False` writes them in `on_epoch_end`.
+        background: write the files in a background thread (default), so
+            `on_epoch_end` only copies the weights to host memory. At most 2
+            writes wait; the files are all written when `fit` returns.
+            `False` writes them in `on_epoch_end`.
+        on_error: "warn" (default): a failed write is a warning and a skipped
+            checkpoint (listed in run.json), never the end of training; a write
+            that cannot start within `write_timeout` seconds is dropped.
+            "raise": the error is raised from `fit`.
+        write_timeout: seconds the training thread waits, at most, on the writer.
     """
 
-    def __init__(self, run_dir, data=None, *, n_samples=64, seed=0, every=1,
-                 encoder=None, decoder=None, value_range=None, background=True):
+    def __init__(self, run_dir, data=None, *, n_samples=64, seed=0, every=1, encoder=None, decoder=None,
+                 encoder_outputs=None, encoder_scale="logvar", decoder_output=None, conditions=None,
+                 image_shape=None, value_range=None, background=True, on_error="warn", write_timeout=60.0):
         super().__init__()
         self.run_dir = Path(run_dir)
         if self.run_dir.exists() and not self.run_dir.is_dir():
@@ -62,21 +104,42 @@ class CheckpointForViz(keras.callbacks.Callback):
             raise ValueError(f"n_samples must be an integer >= 1. Received: n_samples={n_samples!r}.")
         if value_range is not None and not (len(value_range) == 2 and value_range[0] < value_range[1]):
             raise ValueError(f"value_range must be (lo, hi) with lo < hi. Received: value_range={value_range!r}.")
-        self.data, self.source, self._files = describe_source(data)
-        if self.data is not None and n_samples > len(self.data):
-            raise ValueError(f"n_samples must be at most the number of images in data ({len(self.data)}). "
+        _check_choice("encoder_outputs", encoder_outputs, ENCODER_OUTPUTS)
+        _check_choice("encoder_scale", encoder_scale, ENCODER_SCALES, optional=False)
+        _check_choice("decoder_output", decoder_output, DECODER_OUTPUTS)
+        _check_choice("on_error", on_error, ("warn", "raise"), optional=False)
+        self.data, conditions = data, None if conditions is None else np.asarray(conditions)
+        if conditions is not None and not (isinstance(data, np.ndarray) and len(conditions) == len(data)):
+            raise ValueError(f"conditions must have one row per image of data, and data must then be an array. "
+                             f"Received: {len(conditions)} conditions for data of type {type(data).__name__}"
+                             + (f" with {len(data)} images" if hasattr(data, "__len__") else "") + ".")
+        indexable, _, files = describe_source(data)  # refuses what it cannot take, now
+        if indexable is not None and n_samples > len(indexable):
+            raise ValueError(f"n_samples must be at most the number of images in data ({len(indexable)}). "
                              f"Received: n_samples={n_samples}. Pass a smaller n_samples.")
+        # a folder is read once the encoder's input shape is known (on_train_begin)
+        self._chosen = None if files is not None else choose_samples(data, n_samples=n_samples, seed=seed,
+                                                                      conditions=conditions)
+        self._chosen_now = None  # the samples this fit writes (None: resumed, or none)
         self.n_samples, self.seed, self.every = n_samples, seed, every
         self.encoder, self.decoder, self.value_range = encoder, decoder, value_range
+        self.model_options = {"encoder_outputs": encoder_outputs, "encoder_scale": encoder_scale,
+                              "decoder_output": decoder_output, "image_shape": image_shape}
+        self._writer = Writer(background=background, strict=on_error == "raise", timeout=write_timeout)
+        self._lock = threading.Lock()
+        self._history: dict[int, dict] = {}  # rows not yet on disk
+        self._skipped: set[int] = set()
+        self._info = None  # run.json as this fit writes it
+        self._header_written = False
         self._offset = None       # file epoch = keras epoch + 1 + offset (resume)
-        self._last_saved = None
-        self._last_seen = None
-        self._writer = Writer(background=background)
+        self._last_saved = self._last_seen = None
+        self._logged_skips: set[str] = set()
 
     # --- hooks ------------------------------------------------------------
 
     def on_train_begin(self, logs=None):
         self._writer.flush()  # the writes of an earlier, failed fit come first
+        self._warn_failures()
         if self.run_dir.is_dir():
             atomic.remove_stale_temps(self.run_dir)  # half-written files of a killed earlier process
         self._offset = self._last_saved = self._last_seen = None  # even after a failed fit
@@ -86,16 +149,14 @@ class CheckpointForViz(keras.callbacks.Callback):
             raise ValueError("CheckpointForViz needs the encoder and decoder: the model has no "
                              "`encoder`/`decoder` attribute. Pass them: "
                              "CheckpointForViz(run_dir, data, encoder=..., decoder=...).")
-        self._encoder, outputs = _encoder_view(encoder)
-        self._decoder = decoder
-        info = {
-            "encoder": _architecture(self._encoder, "encoder"),
-            "decoder": _architecture(decoder, "decoder"),
-            "encoder_outputs": outputs,
-            "input_shape": [int(d) for d in self._encoder.input_shape[1:]],
-            "latent_dim": int(decoder.input_shape[-1]),
-            "signature": _signature(self._encoder, decoder),
-        }
+        chosen = self._chosen or choose_samples(self.data, n_samples=self.n_samples, seed=self.seed,
+                                                input_shape=_declared_input_shape(encoder))
+        spec = inspect_models(encoder, decoder, probe=None if chosen is None else chosen.images,
+                              conditions=None if chosen is None else chosen.conditions, **self.model_options)
+        for note in spec.notes:
+            warnings.warn(f"CheckpointForViz: {note}.", stacklevel=2)
+        self._encoder, self._decoder = spec.encoder, spec.decoder
+        info = {**spec.info, "signature": _signature(spec)}
         existing = _read_existing(self.run_dir)
         if existing is not None:
             if existing.get("signature") != info["signature"]:
@@ -103,116 +164,142 @@ class CheckpointForViz(keras.callbacks.Callback):
                     f"run_dir `{self.run_dir}` holds a run of a different architecture "
                     f"(encoder/decoder weight shapes differ: {_first_difference(existing.get('signature'), info['signature'])}). "
                     f"Pass a new run_dir for this model.")
-            existing["finished"] = False
-            run.write_run(self.run_dir, existing)
-            return
-        samples = self._write_samples()
-        run.write_run(self.run_dir, {
-            **info,
-            "value_range": list(self.value_range or _infer_range(samples)),
-            "samples": None if samples is None else {
-                "n_samples": self.n_samples, "seed": self.seed, "source": self.source,
-                "n_total": len(self.data),
-                "method": "numpy default_rng(seed).choice(n_total, n_samples, replace=False), sorted"},
-            "seed": self.seed,
-            "every": self.every,
-            "versions": _versions(),
-            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "finished": False,
-        })
+            self._info, self._chosen_now = {**existing, "finished": False}, None
+        else:
+            self._info, self._chosen_now = self._new_info(info, chosen), chosen
+        self._skipped = set(self._info.get("skipped_epochs", []))
+        self._header_written = False
+        self._writer.submit(self._write_header, label=HEADER)
+        self._writer.flush()
+        self._warn_failures()
 
     def on_epoch_begin(self, epoch, logs=None):
         if self._offset is None:
-            last = run.last_epoch(self.run_dir)
-            self._offset = max(0, last - epoch)
+            self._offset = max(0, run.last_epoch(self.run_dir) - epoch)
 
     def on_epoch_end(self, epoch, logs=None):
         if self._offset is None:
             self.on_epoch_begin(epoch)
         number = epoch + 1 + self._offset
         self._last_seen = number
-        logs = {k: float(v) for k, v in (logs or {}).items()}
-        self._writer.submit(run.append_history, self.run_dir / run.HISTORY_CSV, number, logs)
+        with self._lock:
+            self._history[number] = self._scalars(logs)
+        self._writer.submit(self._write_history, label=f"history.csv (epoch {number})")
         if run.is_scheduled(number, self.every):
             self._save(number)
+        self._warn_failures()
 
     def on_train_end(self, logs=None):
         if self._last_seen is not None and self._last_saved != self._last_seen:
             self._save(self._last_seen)
-        self._writer.flush()
-        info = run.read_run(self.run_dir)
-        info["finished"] = True
-        run.write_run(self.run_dir, info)
+        if not self._writer.submit(self._finish, label=FINISH):  # the writer is stuck: finish once it is not
+            threading.Thread(target=self._finish_later, name="vaeviz-finish", daemon=True).start()
+        if not self._writer.flush():
+            warnings.warn(f"CheckpointForViz: writes to `{self.run_dir}` still pending after "
+                          f"{self._writer.timeout:g} s (a filesystem that stopped answering?); they go on in the "
+                          f"background and the run is not marked finished until they are done.", stacklevel=2)
+        self._warn_failures()
         self._offset = None
 
+    # --- the writes (in the writer thread) -----------------------------------
+
+    def _finish_later(self) -> None:
+        self._writer.flush(float("inf"))
+        self._writer.submit(self._finish, label=FINISH)
+        self._writer.flush(float("inf"))
+
+    def _write_header(self) -> None:
+        """Write samples.h5 (a new run) and run.json, unless written already; later writes retry it."""
+        if self._header_written:
+            return
+        chosen = self._chosen_now
+        if chosen is not None and not (self.run_dir / run.SAMPLES_H5).is_file():
+            run.write_samples(self.run_dir / run.SAMPLES_H5, indices=chosen.indices, images=chosen.images,
+                              names=chosen.names, conditions=chosen.conditions, seed=self.seed,
+                              source=chosen.source)
+        run.write_run(self.run_dir, self._info)
+        self._header_written = True
+
+    def _write_history(self) -> None:
+        with self._lock:
+            rows = dict(self._history)
+        run.add_history(self.run_dir / run.HISTORY_CSV, rows)
+        with self._lock:
+            for epoch, row in rows.items():
+                if self._history.get(epoch) is row:
+                    del self._history[epoch]
+
+    def _write_checkpoint(self, epoch: int, parts: dict) -> None:
+        try:
+            self._write_header()
+            run.write_weights(self.run_dir / run.WEIGHTS_DIR / run.checkpoint_name(epoch), parts, epoch=epoch)
+        except Exception:
+            self._skipped.add(epoch)
+            raise
+        self._skipped.discard(epoch)
+
+    def _finish(self) -> None:
+        self._write_header()
+        self._info = {**self._info, "finished": True, "skipped_epochs": sorted(self._skipped)}
+        if not self._info["skipped_epochs"]:
+            del self._info["skipped_epochs"]
+        run.write_run(self.run_dir, self._info)
+
     # --- helpers ------------------------------------------------------------
+
+    def _new_info(self, info: dict, chosen) -> dict:
+        images = None if chosen is None else chosen.images
+        return {**info,
+                "value_range": list(self.value_range or _infer_range(images)),
+                "samples": None if chosen is None else {
+                    "n_samples": self.n_samples, "seed": self.seed, "source": chosen.source,
+                    "n_total": chosen.n_total, "method": chosen.method},
+                "stream": None if chosen is None or chosen.n_total is not None else chosen.source,
+                "seed": self.seed, "every": self.every, "versions": _versions(),
+                "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                "finished": False}
+
+    def _scalars(self, logs) -> dict:
+        """Return the logs that are scalars, as floats; warn once per key about the others."""
+        out = {}
+        for key, value in (logs or {}).items():
+            try:
+                out[key] = float(value)  # numpy, TensorFlow, JAX and torch scalars alike
+            except (TypeError, ValueError):
+                if key not in self._logged_skips:
+                    self._logged_skips.add(key)
+                    warnings.warn(f"CheckpointForViz: logs[{key!r}] is not a scalar "
+                                  f"({type(value).__name__}); it is left out of history.csv.", stacklevel=3)
+        return out
 
     def _save(self, epoch: int) -> None:
         # a copy, not a view: the optimizer may update a backend's host buffer in place
         # (torch on CPU) while the writer thread still holds the arrays
         parts = {"encoder": [np.array(v.numpy(), copy=True) for v in self._encoder.weights],
                  "decoder": [np.array(v.numpy(), copy=True) for v in self._decoder.weights]}
-        self._writer.submit(run.write_weights, self.run_dir / run.WEIGHTS_DIR / run.checkpoint_name(epoch),
-                            parts, epoch=epoch)
+        if not self._writer.submit(self._write_checkpoint, epoch, parts, label=f"the checkpoint of epoch {epoch}"):
+            self._skipped.add(epoch)
         self._last_saved = epoch
 
-    def _write_samples(self):
-        """Write samples.h5 and return the sample images, or None without data."""
-        if self.data is None:
-            return None
-        indices = run.choose_indices(len(self.data), self.n_samples, self.seed)
-        names = None
-        if self._files is not None:
-            from pipeline import data as data_mod
-
-            h, w, c = self._encoder.input_shape[1:]
-            images, names = data_mod.load_folder(self.source, [self._files[i] for i in indices])
-            images = data_mod.conform(images, image_size=h if h == w else None, channels=c)
-        else:
-            images = np.asarray(self.data[indices])  # h5py needs increasing indices: sorted
-        run.write_samples(self.run_dir / run.SAMPLES_H5, indices=indices, images=images,
-                          names=names, seed=self.seed, source=self.source)
-        return images
+    def _warn_failures(self) -> None:
+        for label, err in self._writer.failures():
+            then = next(consequence for start, consequence in CONSEQUENCES if label.startswith(start))
+            warnings.warn(f"CheckpointForViz could not write {label} to `{self.run_dir}` "
+                          f"({type(err).__name__}: {err}). Training goes on; {then}.", stacklevel=3)
 
 
-def _encoder_view(encoder):
-    """Return (model to save, output names): for a functional encoder, inputs -> (z_mean, z_log_var).
-
-    Cutting the graph there leaves out a custom sampling layer, so rendering
-    never needs its code.
-    """
-    outputs = getattr(encoder, "outputs", None)
-    if isinstance(encoder, keras.Model) and outputs:
-        names = ["z_mean", "z_log_var"][:min(len(outputs), 2)]
-        if len(outputs) > 3:
-            raise ValueError(f"The encoder must output z_mean, [z_mean, z_log_var] or [z_mean, z_log_var, z]. "
-                             f"Received {len(outputs)} outputs.")
-        if len(outputs) == 1:
-            return encoder, names
-        # one input as a tensor, not a one-item list, so that calling the rebuilt model with
-        # an array matches its saved input structure
-        inputs = encoder.inputs[0] if len(encoder.inputs) == 1 else encoder.inputs
-        return keras.Model(inputs, list(outputs[:2]), name=encoder.name), names
-    raise ValueError(f"CheckpointForViz needs a functional or Sequential encoder (built with keras.Input), "
-                     f"received a subclassed {type(encoder).__name__}, whose architecture cannot be saved "
-                     f"as JSON. Build the encoder with the functional API.")
+def _declared_input_shape(encoder):
+    try:
+        return tuple(encoder.inputs[0].shape[1:])
+    except (AttributeError, ValueError, IndexError, TypeError):
+        return None
 
 
-def _architecture(model, role: str) -> dict:
-    if not getattr(model, "inputs", None):
-        raise ValueError(f"The {role} must be a functional or Sequential model built with keras.Input. "
-                         f"Received a {type(model).__name__} without inputs.")
-    import json
-
-    return json.loads(model.to_json())
-
-
-def _signature(encoder, decoder) -> dict:
+def _signature(spec) -> dict:
     """Return what must match for two runs to share checkpoints: weight shapes and I/O shapes."""
-    return {"encoder": [list(v.shape) for v in encoder.weights],
-            "decoder": [list(v.shape) for v in decoder.weights],
-            "input_shape": [int(d) for d in encoder.input_shape[1:]],
-            "latent_dim": int(decoder.input_shape[-1])}
+    return {"encoder": [list(v.shape) for v in spec.encoder.weights],
+            "decoder": [list(v.shape) for v in spec.decoder.weights],
+            "input_shape": spec.info["input_shape"], "latent_dim": spec.info["latent_dim"]}
 
 
 def _first_difference(old, new) -> str:
@@ -244,10 +331,15 @@ def _infer_range(samples) -> tuple[float, float]:
 
 
 def _versions() -> dict:
-    import h5py
-    import tensorflow as tf
+    """Return the library versions (from package metadata: no backend is imported for them)."""
+    from importlib import metadata
 
     from pipeline import __version__
 
-    return {"vaeviz": __version__, "keras": keras.__version__, "tensorflow": tf.__version__,
-            "numpy": np.__version__, "h5py": h5py.__version__, "python": platform.python_version()}
+    found = {"vaeviz": __version__, "python": platform.python_version(), "keras_backend": keras.backend.backend()}
+    for package in ("keras", "tensorflow", "jax", "torch", "numpy", "h5py"):
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            pass
+    return found

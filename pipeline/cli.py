@@ -126,6 +126,10 @@ _OPTIONS = [
     click.option("--manifold-dims", callback=_parsed(_dims),
                  help="Two latents `i,j` for the manifold. [default: the two most active]"),
     click.option("--traverse-epoch", type=int, help="Checkpoint of traversal.gif. [default: the last]"),
+    click.option("--conditions", "condition_choice", callback=_parsed(lambda v: tuple(int(k) for k in v.split(","))),
+                 help="A conditional VAE's conditions to draw the walk, manifold, samples and traversal for: "
+                      "classes `0,3,7` of a one-hot condition, else the k-th distinct condition vectors among "
+                      "the samples. [default: up to the first 10]"),
     click.option("--n-prior", default=64, show_default=True, type=click.IntRange(min=1),
                  help="Fixed N(0, I) codes decoded by the `samples` view."),
     click.option("--interp-pairs", default=8, show_default=True, type=click.IntRange(min=1),
@@ -160,6 +164,7 @@ def settings_from(o: dict) -> RenderSettings:
         latents=Latents(walk_steps=o["walk_steps"], walk_range=o["walk_range"], walk_anchor=o["walk_anchor"],
                         sort_latents=o["sort_latents"], active_kl=o["active_kl"], max_latents=o["max_latents"],
                         manifold_dims=o["manifold_dims"], traverse_epoch=o["traverse_epoch"],
+                        conditions=o["condition_choice"],
                         n_prior=o["n_prior"], interp_pairs=o["interp_pairs"], interp_steps=o["interp_steps"]),
         animation=Animation(fps=o["fps"], mp4=o["mp4"], tensorboard=o["tensorboard"]),
         selection=Selection(every=o["every"], epochs=None if o["epochs"] is None else frozenset(o["epochs"]),

@@ -7,6 +7,7 @@ No TensorFlow here.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -228,12 +229,29 @@ def _resize(image: np.ndarray, size: int) -> np.ndarray:
 
 # --- what CheckpointForViz is given ---------------------------------------
 
+STREAM_BATCHES = 32  # a stream's samples come from at most this many first batches
+
+
+@dataclass
+class Chosen:
+    """The fixed samples CheckpointForViz keeps: the images as fed, where they came from, how they were chosen."""
+
+    images: np.ndarray
+    indices: np.ndarray  # into the data (a stream: positions in its first batches)
+    source: str
+    method: str
+    n_total: int | None  # None for a stream
+    names: list | None = None  # the files of an image folder
+    conditions: np.ndarray | None = None
+
 
 def describe_source(data):
     """Return (indexable images or None, a description of the source, the folder's files or None).
 
     data : None, a numpy array, an h5py dataset, or the path of an image folder
-    (indexed by sorted file name). Raises ValueError for anything else.
+    (indexed by sorted file name). A stream (PyDataset, tf.data.Dataset, an
+    iterable of batches) returns (None, "stream ...", None): see `sample_stream`.
+    Raises ValueError for anything else, naming what to pass instead.
     """
     if data is None:
         return None, None, None
@@ -255,6 +273,106 @@ def describe_source(data):
         pass
     if isinstance(data, np.ndarray):
         return data, "array", None
-    raise ValueError(f"data must be a numpy array, an h5py dataset, an image folder path or None. "
-                     f"Received: {type(data).__name__}. For a tf.data pipeline, pass the images "
-                     f"as an array (e.g. np.concatenate of a few batches).")
+    if _is_stream(data):
+        return None, f"stream {type(data).__module__}.{type(data).__name__}", None
+    raise ValueError(f"data must be a numpy array, an h5py dataset, an image folder path, a keras.utils.PyDataset, "
+                     f"a tf.data.Dataset, a re-iterable of batches, or None. Received: {type(data).__name__}.")
+
+
+def _is_stream(data) -> bool:
+    if isinstance(data, (dict, str, bytes)):
+        return False
+    if hasattr(data, "__getitem__") and hasattr(data, "__len__") and hasattr(data, "on_epoch_end"):
+        return True  # a keras.utils.PyDataset
+    if not hasattr(data, "__iter__"):
+        return False
+    if iter(data) is data:
+        raise ValueError(f"data is a one-shot iterator ({type(data).__name__}): drawing samples from it would "
+                         f"consume batches that fit needs. Pass a re-iterable (a keras.utils.PyDataset, a "
+                         f"tf.data.Dataset, a list of batches) or an array of images.")
+    return True
+
+
+def _batches(data):
+    """Yield a stream's first batches as numpy images, without disturbing the iteration fit makes."""
+    import random
+
+    if hasattr(data, "on_epoch_end") and hasattr(data, "__getitem__"):  # PyDataset: by index
+        np_state, py_state = np.random.get_state(), random.getstate()  # __getitem__ may draw from them
+        try:
+            for i in range(min(len(data), STREAM_BATCHES)):
+                yield _images_of(data[i])
+        finally:
+            np.random.set_state(np_state)
+            random.setstate(py_state)
+        return
+    for i, batch in enumerate(iter(data)):  # tf.data and re-iterables: a fresh iterator of their own
+        if i == STREAM_BATCHES:
+            return
+        yield _images_of(batch)
+
+
+def _images_of(batch) -> np.ndarray:
+    x = batch[0] if isinstance(batch, (tuple, list)) else batch  # (x, y) or (x, y, sample_weight)
+    return np.asarray(x)
+
+
+def sample_stream(data, n_samples: int, seed: int) -> tuple[np.ndarray, np.ndarray, str]:
+    """Return (images, positions, method): `n_samples` images drawn from a stream's first batches.
+
+    A seeded reservoir sample (Algorithm R with numpy's default_rng(seed)) over
+    at most STREAM_BATCHES batches: deterministic for a seed and a stream that
+    yields the same first batches; kept in stream order.
+    """
+    rng = np.random.default_rng(seed)
+    kept, positions, seen, batches = [], [], 0, 0
+    for images in _batches(data):
+        batches += 1
+        for image in images:
+            if seen < n_samples:
+                kept.append(image)
+                positions.append(seen)
+            else:
+                j = int(rng.integers(0, seen + 1))
+                if j < n_samples:
+                    kept[j], positions[j] = image, seen
+            seen += 1
+    if seen < n_samples:
+        raise ValueError(f"n_samples must be at most the images in the stream's first {batches} batches ({seen}). "
+                         f"Received: n_samples={n_samples}. Pass a smaller n_samples.")
+    order = np.argsort(positions)
+    method = (f"seeded reservoir sample (numpy default_rng({seed}), Algorithm R) of the first {seen} images "
+              f"({batches} batches) of the stream, kept in stream order")
+    return np.stack([kept[i] for i in order]), np.asarray(positions, np.int64)[order], method
+
+
+def choose_samples(data, *, n_samples: int, seed: int, conditions=None, input_shape=None) -> Chosen | None:
+    """Return the fixed samples of `data` (see `describe_source`), or None without data.
+
+    Arrays, h5py datasets and folders: `n_samples` sorted indices drawn without
+    replacement with numpy's default_rng(seed). A folder's images are conformed
+    to `input_shape` (H, W, C) when it is known.
+    """
+    from pipeline import run
+
+    indexable, source, files = describe_source(data)
+    if indexable is None and source is None:
+        return None
+    if indexable is None:
+        images, indices, method = sample_stream(data, n_samples, seed)
+        return Chosen(images, indices, source, method, None)
+    if n_samples > len(indexable):
+        raise ValueError(f"n_samples must be at most the number of images in data ({len(indexable)}). "
+                         f"Received: n_samples={n_samples}. Pass a smaller n_samples.")
+    indices = run.choose_indices(len(indexable), n_samples, seed)
+    names = None
+    if files is not None:
+        images, names = load_folder(Path(source), [files[i] for i in indices])
+        if input_shape is not None and len(input_shape) == 3:
+            h, w, c = input_shape
+            images = conform(images, image_size=h if h == w else None, channels=c)
+    else:
+        images = np.asarray(indexable[indices])  # h5py needs increasing indices: sorted
+    method = "numpy default_rng(seed).choice(n_total, n_samples, replace=False), sorted"
+    return Chosen(images, indices, source, method, len(indexable), names,
+                  None if conditions is None else np.asarray(conditions)[indices])

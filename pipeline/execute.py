@@ -21,14 +21,15 @@ from pipeline import run
 __all__ = ["Job", "cores", "cap_threads", "chunked", "run_jobs", "render_chunk"]
 
 _MODELS: dict = {}   # per process: (run.json path, mtime, safe_mode, imports) -> models.Models
-_SAMPLES: dict = {}  # per process: (samples path, mtime) -> images
+_SAMPLES: dict = {}  # per process: (samples path, mtime) -> {"images", "conditions"}
 
 
 @dataclass(frozen=True)
 class Job:
     """A chunk of checkpoints for one worker: paths and plain values.
 
-    tasks : (epoch, checkpoint path, checkpoint stamp, [(view, settings)], stats settings or None) each.
+    tasks : (epoch, checkpoint path, checkpoint stamp, [(view, settings)], stats settings or None,
+        Decoding) each: plan.Task.plain().
     threads : TensorFlow threads for the worker; None on a cluster (it divides its own cores).
     """
 
@@ -120,7 +121,8 @@ def _samples(path: str | None):
     key = (path, Path(path).stat().st_mtime_ns)
     if key not in _SAMPLES:
         _SAMPLES.clear()
-        _SAMPLES[key] = run.read_samples(path)["images"]
+        samples = run.read_samples(path)
+        _SAMPLES[key] = {"images": samples["images"], "conditions": samples["conditions"]}
     return _SAMPLES[key]
 
 

@@ -15,35 +15,63 @@ import numpy as np
 
 from pipeline import grid, plan, run, writers
 from pipeline.latents import kl_per_dim, latent_stats, stats_file
-from pipeline.views.base import ANALYSIS, ANIMATION, FRAME, Inputs
+from pipeline.settings import Decoding
+from pipeline.views.base import ANALYSIS, ANIMATION, Inputs
 
 __all__ = ["encode", "draw_checkpoint", "render_checkpoint"]
 
 
-def encode(models, samples: np.ndarray | None) -> Inputs:
-    """Return the Inputs of the checkpoint loaded in `models`: the samples and their encodings."""
+def encode(models, samples: dict | None) -> Inputs:
+    """Return the Inputs of the checkpoint loaded in `models`: the samples ({"images" as fed,
+    "conditions"}) shown as images, and their encodings."""
     if samples is None:
         return Inputs(latent_dim=models.latent_dim)
-    z_mean, z_log_var = models.encode(samples)
+    fed, conditions = samples["images"], samples.get("conditions")
+    z_mean, z_log_var = models.encode(fed, conditions)
     kl = None if z_log_var is None else kl_per_dim(z_mean, z_log_var).tolist()
-    return Inputs(latent_dim=models.latent_dim, images=samples, z_mean=z_mean, z_log_var=z_log_var, kl=kl)
+    return Inputs(latent_dim=models.latent_dim, images=np.asarray(fed).reshape(len(fed), *models.image_shape),
+                  z_mean=z_mean, z_log_var=z_log_var, kl=kl, conditions=conditions)
 
 
-def draw_checkpoint(models, inputs: Inputs, work) -> tuple[dict, int]:
+def _codes(view, s, inputs: Inputs, decoding: Decoding):
+    """Return (codes, their conditions or None, blocks): a view's codes, repeated once per chosen condition
+    when the view does not pick conditions itself (blocks: how many repeats, 1 without)."""
+    codes = view.codes(s, inputs)
+    if isinstance(codes, tuple):
+        return codes[0], codes[1], 1
+    if not decoding.conditions:
+        return codes, None, 1
+    values = np.asarray(decoding.conditions, np.float32)
+    return np.tile(codes, (len(values), 1)), np.repeat(values, len(codes), axis=0), len(values)
+
+
+def _in_blocks(view, s, decoded: np.ndarray, inputs: Inputs, blocks: int, labels):
+    """Return the view's drawing of `decoded`: one drawing, or one per condition stacked with its label."""
+    if blocks == 1:
+        return view.draw(s, decoded, inputs)
+    drawings = [view.draw(s, part, inputs) for part in np.split(decoded, blocks)]
+    if view.kind == ANIMATION:  # frame by frame
+        return [grid.stack_labelled(list(frames), labels) for frames in zip(*drawings)]
+    return grid.stack_labelled(drawings, labels)
+
+
+def draw_checkpoint(models, inputs: Inputs, work, decoding: Decoding = Decoding()) -> tuple[dict, int]:
     """Return ({view name: its drawing}, count of NaN or Inf pixels decoded) for [(view, settings)].
 
     A FRAME's drawing is a uint8 grid, an ANIMATION's a list of them, an
     ANALYSIS's a grid or a dict of numbers. All decoded in one batched call.
     """
-    decoding = [(view, s) for view, s in work if view.kind in (FRAME, ANIMATION)]
-    codes = [view.codes(s, inputs) for view, s in decoding]
+    decoding_views = [(view, s) for view, s in work if view.decodes]
+    parts = [_codes(view, s, inputs, decoding) for view, s in decoding_views]
     drawn, nonfinite = {}, 0
-    if codes:
-        bounds = np.cumsum([0] + [len(c) for c in codes])
-        images = models.decode(np.concatenate(codes))
+    if parts:
+        bounds = np.cumsum([0] + [len(codes) for codes, _, _ in parts])
+        conditions = None if parts[0][1] is None else np.concatenate([c for _, c, _ in parts])
+        images = models.decode(np.concatenate([codes for codes, _, _ in parts]), conditions,
+                               output=decoding.decoder_output)
         nonfinite = int(grid.nonfinite_mask(images).sum())
-        for (view, s), a, b in zip(decoding, bounds[:-1], bounds[1:]):
-            drawn[view.name] = view.draw(s, images[a:b], inputs)
+        for (view, s), (_, _, blocks), a, b in zip(decoding_views, parts, bounds[:-1], bounds[1:]):
+            drawn[view.name] = _in_blocks(view, s, images[a:b], inputs, blocks, decoding.condition_labels)
     for view, s in work:
         if view.kind == ANALYSIS:
             drawn[view.name] = view.analyze(s, inputs)
@@ -62,25 +90,34 @@ def _write(view, s, drawing, out_dir: Path, epoch: int) -> str:
     return name
 
 
-def render_checkpoint(models, samples, task: tuple, out_dir: Path) -> dict:
+def _statistics(models, inputs: Inputs) -> dict:
+    """Return the epoch's latent statistics, and how well logits or probabilities fit an undecided decoder."""
+    stats = latent_stats(inputs.z_mean, inputs.z_log_var)
+    if models.decides_output:
+        stats["decoder_fit"] = models.decoder_fit(inputs.images, inputs.z_mean, inputs.conditions)
+    return stats
+
+
+def render_checkpoint(models, samples: dict | None, task: tuple, out_dir: Path) -> dict:
     """Load a checkpoint into `models`, draw and write its files; return what happened.
 
-    task : (epoch, checkpoint path, stamp, [(view, settings)], stats settings or None).
+    task : (epoch, checkpoint path, stamp, [(view, settings)], stats settings or None, Decoding).
     Returns {"epoch", "files": {name: manifest record}, "error": None or a reason,
     "warning": None or a message, "seconds"}. One bad checkpoint never raises.
     """
-    epoch, path, stamp, work, stats = task
+    epoch, path, stamp, work, stats, decoding = task
     started = time.perf_counter()
     result = {"epoch": epoch, "files": {}, "error": None, "warning": None}
     try:
         models.load(Path(path))
         inputs = encode(models, samples)
         if stats is not None:
-            writers.write_json(out_dir / stats_file(epoch), latent_stats(inputs.z_mean, inputs.z_log_var))
+            writers.write_json(out_dir / stats_file(epoch), _statistics(models, inputs))
             result["files"][stats_file(epoch)] = plan.frame_record(stamp, stats)
-        drawn, nonfinite = draw_checkpoint(models, inputs, work)
+        drawn, nonfinite = draw_checkpoint(models, inputs, work, decoding or Decoding())
         for view, s in work:
-            result["files"][_write(view, s, drawn[view.name], out_dir, epoch)] = plan.frame_record(stamp, s)
+            name = _write(view, s, drawn[view.name], out_dir, epoch)
+            result["files"][name] = plan.frame_record(stamp, s, decoding if view.decodes else None)
         if nonfinite:
             result["warning"] = (f"{nonfinite} pixels are NaN or Inf (the weights or codes are not finite); "
                                  f"they are shown in red")

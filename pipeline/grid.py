@@ -14,7 +14,7 @@ import warnings
 import numpy as np
 
 __all__ = ["to_uint8", "display", "parse_channels", "tile", "square_cols", "pick_channels", "contrasting_pad", "caption",
-           "label_rows", "label_columns", "tile_centers", "text_band"]
+           "label_rows", "label_columns", "tile_centers", "text_band", "stack_labelled"]
 
 
 def pick_channels(images: np.ndarray, channels=None) -> np.ndarray:
@@ -260,3 +260,9 @@ def caption(grid: np.ndarray, text: str, *, height: int = 16, background: int = 
     band = text_band(height, grid.shape[1], [(text, (3, height // 2), 255 - background, "lm")],
                      size=max(8, height - 4), background=background)
     return _beside(grid, band, axis=0, before=True)
+
+
+def stack_labelled(grids: list[np.ndarray], labels, *, height: int = 16) -> np.ndarray:
+    """Return equal-width grids stacked top to bottom, each under a band of `height` pixels with its label."""
+    banded = match_channels([caption(g, str(label), height=height) for g, label in zip(grids, labels)])
+    return np.concatenate(banded, axis=0)

@@ -10,6 +10,7 @@ import warnings
 
 import numpy as np
 
+from pipeline import run
 from pipeline.run import CheckpointError, RunError, read_weights
 
 __all__ = ["Models", "unusual_layers"]
@@ -37,36 +38,47 @@ def unusual_layers(info: dict) -> list[tuple[str, str]]:
 
 
 class Models:
-    """A run's encoder and decoder, rebuilt once, loaded with one checkpoint at a time."""
+    """A run's encoder and decoder, rebuilt once, loaded with one checkpoint at a time.
+
+    It reads the models as run.json says the user wrote them: what the
+    encoder gives (z_mean alone, with a log-variance, a log-std or a std, or
+    both concatenated), whether the decoder gives probabilities, logits or a
+    Gaussian's mean and log-variance, flattened images, and conditions.
+    """
 
     def __init__(self, info: dict, *, safe_mode: bool = True):
-        import copy
-
-        import keras
-
-        unusual = unusual_layers(info)  # before Keras, which edits the config it is given
-        try:
-            self.encoder = keras.saving.deserialize_keras_object(copy.deepcopy(info["encoder"]), safe_mode=safe_mode)
-            self.decoder = keras.saving.deserialize_keras_object(copy.deepcopy(info["decoder"]), safe_mode=safe_mode)
-        except (ValueError, TypeError, AttributeError, KeyError) as err:
-            named = ", ".join(f"`{name}` ({cls})" for name, cls in unusual) or "none found"
-            raise RunError(f"The run's architecture cannot be rebuilt safely: {err}\nLayers that need "
-                           f"trust or code: {named}. If you trust this run directory, pass --unsafe "
-                           f"(Lambda layers) or --import MODULE (a module that registers the custom "
-                           f"layers).") from err
-        for role, model in (("encoder", self.encoder), ("decoder", self.decoder)):
-            if not isinstance(model, keras.Model):
-                raise RunError(f"run.json's `{role}` is not a Keras model (it rebuilt as a "
-                               f"{type(model).__name__}); the run directory is damaged.")
-        self.has_log_var = len(info.get("encoder_outputs", ["z_mean"])) > 1
+        self.encoder = _rebuild(info, "encoder", safe_mode)
+        self.decoder = _rebuild(info, "decoder", safe_mode)
         self.latent_dim = int(info["latent_dim"])
-        found = {"decoder input": int(self.decoder.input_shape[-1]),
-                 "encoder input": list(self.encoder.input_shape[1:])}
-        wanted = {"decoder input": self.latent_dim, "encoder input": list(info["input_shape"])}
-        for key in found:
-            if found[key] != wanted[key]:
-                raise RunError(f"run.json is inconsistent: the {key} shape is {found[key]}, but "
-                               f"latent_dim / input_shape say {wanted[key]}; the run directory is damaged.")
+        self.input_shape, self.image_shape = list(info["input_shape"]), run.image_shape(info)
+        self.form, self.scale = run.encoder_form(info), info.get("encoder_scale", "logvar")
+        self.condition_width = info.get("condition_width")
+        self.stated_output = info.get("decoder_output")
+        self.decides_output = run.decides_output(info)
+        self._check_declared_shapes()
+        conditions = None if self.condition_width is None else np.zeros((1, self.condition_width), np.float32)
+        try:  # builds a subclassed model; shows a run.json whose shapes do not fit its models
+            self.encode(np.zeros((1, *self.input_shape), np.float32), conditions)
+            self.decode_raw(np.zeros((1, self.latent_dim), np.float32), conditions)
+        except Exception as err:  # Keras raises many kinds for a shape that does not fit
+            raise RunError(f"run.json is inconsistent: its models cannot be called on input_shape "
+                           f"{self.input_shape} and latent_dim {self.latent_dim} ({type(err).__name__}: {err}); "
+                           f"the run directory is damaged.") from err
+
+    @property
+    def has_log_var(self) -> bool:
+        return self.form != "mean"
+
+    def _check_declared_shapes(self) -> None:
+        for role, model, wanted in (("decoder input", self.decoder, [self.latent_dim]),
+                                    ("encoder input", self.encoder, self.input_shape)):
+            try:
+                found = [int(d) for d in model.inputs[0].shape[1:]]
+            except (AttributeError, ValueError, TypeError):
+                continue  # subclassed: no declared inputs; calling it checks it
+            if found != wanted:
+                raise RunError(f"run.json is inconsistent: the {role} shape is {found}, but "
+                               f"latent_dim / input_shape say {wanted}; the run directory is damaged.")
 
     def load(self, checkpoint_path) -> None:
         """Load a checkpoint's weights, or raise CheckpointError if they do not fit."""
@@ -83,17 +95,80 @@ class Models:
                                           f"(a checkpoint of another model?)")
             model.set_weights(arrays)
 
-    def encode(self, images: np.ndarray):
-        """Return (z_mean, z_log_var or None) of `images`, float32 numpy, one batched call."""
+    def _call(self, model, x: np.ndarray, conditions) -> list[np.ndarray]:
+        import keras
+
+        args = x if self.condition_width is None else [x, np.asarray(conditions, np.float32)]
         with warnings.catch_warnings():
             # a model saved with `inputs=[x]` warns on every call with `x`; harmless
             warnings.filterwarnings("ignore", message=".*structure of `inputs`", category=UserWarning)
-            out = self.encoder(np.asarray(images, np.float32), training=False)
-        out = out if isinstance(out, (list, tuple)) else [out]
-        z_mean = np.asarray(out[0])
-        z_log_var = np.asarray(out[1]) if self.has_log_var and len(out) > 1 else None
-        return z_mean, z_log_var
+            out = model(args, training=False)
+        return [keras.ops.convert_to_numpy(o) for o in (out if isinstance(out, (list, tuple)) else [out])]
 
-    def decode(self, codes: np.ndarray) -> np.ndarray:
-        """Return the decoded images (N, H, W, C) of `codes` (N, latent_dim), one batched call."""
-        return np.asarray(self.decoder(np.asarray(codes, np.float32), training=False))
+    def encode(self, images: np.ndarray, conditions=None):
+        """Return (z_mean, z_log_var or None) of `images` (as fed), float32 numpy, one batched call."""
+        out = self._call(self.encoder, np.asarray(images, np.float32), conditions)
+        if self.form == "concat":
+            z_mean, second = np.split(out[0], 2, axis=-1)
+        else:
+            z_mean, second = out[0], (out[1] if self.form != "mean" and len(out) > 1 else None)
+        return z_mean, None if second is None else log_variance(second, self.scale)
+
+    def decode_raw(self, codes: np.ndarray, conditions=None) -> np.ndarray:
+        """Return the decoder's own output of `codes` (N, latent_dim), one batched call."""
+        return self._call(self.decoder, np.asarray(codes, np.float32), conditions)[0]
+
+    def decode(self, codes: np.ndarray, conditions=None, *, output: str | None = None) -> np.ndarray:
+        """Return the images (N, H, W, C) the decoder draws for `codes`.
+
+        output : how to read the decoder (default: as run.json states, else
+        probabilities): `probabilities` as they are, `logits` through a
+        sigmoid, `gaussian` the mean (the first half of the channels).
+        """
+        return self.as_images(self.decode_raw(codes, conditions), output or self.stated_output or "probabilities")
+
+    def as_images(self, raw: np.ndarray, output: str = "probabilities") -> np.ndarray:
+        """Return the decoder's raw output read as `output`, shaped as the run's images."""
+        raw = np.asarray(raw)
+        if output == "gaussian":
+            raw = raw[..., :raw.shape[-1] // 2]
+        elif output == "logits":
+            raw = 1.0 / (1.0 + np.exp(-raw.astype(np.float64)))
+        return raw.reshape(len(raw), *self.image_shape)
+
+    def decoder_fit(self, images: np.ndarray, z_mean: np.ndarray, conditions=None) -> dict:
+        """Return the mean squared error of the samples' reconstructions read as logits and as probabilities."""
+        raw = self.decode_raw(z_mean, conditions)
+        target = np.asarray(images, np.float64).reshape(len(images), *self.image_shape)
+        return {output: float(np.mean((np.clip(self.as_images(raw, output), 0, 1) - target) ** 2))
+                for output in ("logits", "probabilities")}
+
+
+def log_variance(second: np.ndarray, scale: str) -> np.ndarray:
+    """Return the log-variance the encoder's second output means: it is a log-variance, a log-std or a std."""
+    second = np.asarray(second, np.float64)
+    if scale == "logstd":
+        return 2.0 * second
+    if scale == "std":
+        return 2.0 * np.log(np.maximum(second, 1e-12))
+    return second
+
+
+def _rebuild(info: dict, role: str, safe_mode: bool):
+    """Return the run's encoder or decoder rebuilt from run.json, or raise RunError naming what it needs."""
+    import copy
+
+    import keras
+
+    try:
+        model = keras.saving.deserialize_keras_object(copy.deepcopy(info[role]), safe_mode=safe_mode)
+    except (ValueError, TypeError, AttributeError, KeyError) as err:
+        named = ", ".join(f"`{name}` ({cls})" for name, cls in unusual_layers(info)) or "none found"
+        raise RunError(f"The run's architecture cannot be rebuilt safely: {err}\nLayers that need "
+                       f"trust or code: {named}. If you trust this run directory, pass --unsafe "
+                       f"(Lambda layers) or --import MODULE (a module that registers the custom "
+                       f"layers or models).") from err
+    if not isinstance(model, keras.Model):
+        raise RunError(f"run.json's `{role}` is not a Keras model (it rebuilt as a "
+                       f"{type(model).__name__}); the run directory is damaged.")
+    return model

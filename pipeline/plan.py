@@ -87,9 +87,11 @@ class Manifest:
         return [c.epoch for c in selected if self.has(file(c.epoch))]
 
 
-def frame_record(stamp: dict, settings) -> dict:
-    """Return what a file's manifest entry must equal to be fresh: its checkpoint's stamp and its settings."""
-    return {"checkpoint": stamp, "settings": record(settings)}
+def frame_record(stamp: dict, settings, decoding=None) -> dict:
+    """Return what a file's manifest entry must equal to be fresh: its checkpoint's stamp, its settings
+    and, for a view that decodes, the run's Decoding."""
+    entry = {"checkpoint": stamp, "settings": record(settings)}
+    return entry if decoding is None else {**entry, "decoding": record(decoding)}
 
 
 @dataclass
@@ -99,43 +101,47 @@ class Task:
     checkpoint: Checkpoint
     views: list = field(default_factory=list)
     stats: object = None  # latents.StatsSettings, or None when fresh (or no samples)
+    decoding: object = None  # settings.Decoding of the run
 
     def plain(self) -> tuple:
         """Return the task as a worker receives it: plain values and the views."""
         c = self.checkpoint
-        return (c.epoch, str(c.path), c.stamp(), list(self.views), self.stats)
+        return (c.epoch, str(c.path), c.stamp(), list(self.views), self.stats, self.decoding)
 
 
-def stale_tasks(manifest: Manifest, selected: list[Checkpoint], views, stats=None, *, force: bool = False,
-                made=frozenset()) -> list[Task]:
+def _stale(manifest: Manifest, name: str, entry: dict, force: bool, made) -> bool:
+    return (force and name not in made) or not manifest.is_fresh(name, entry)
+
+
+def stale_tasks(manifest: Manifest, selected: list[Checkpoint], views, stats=None, *, decoding=None,
+                force: bool = False, made=frozenset()) -> list[Task]:
     """Return a Task for each selected checkpoint with a missing or stale file, in epoch order.
 
     views : [(view, settings)] of per-checkpoint views, in registry order.
     stats : latents.StatsSettings, or None for a run without samples.
+    decoding : the run's settings.Decoding, part of the record of every view that decodes.
     force : draw again even what is fresh, except the files in `made` (made by this render already).
     """
     tasks = []
     for ckpt in selected:
         stamp = ckpt.stamp()
-        todo = [(v, s) for v, s in views
-                if (force and v.file(ckpt.epoch) not in made) or not manifest.is_fresh(v.file(ckpt.epoch),
-                                                                                   frame_record(stamp, s))]
-        name = stats_file(ckpt.epoch)
-        want = stats is not None and ((force and name not in made) or not manifest.is_fresh(
-            name, frame_record(stamp, stats)))
+        todo = [(v, s) for v, s in views if _stale(manifest, v.file(ckpt.epoch),
+                                                   frame_record(stamp, s, decoding if v.decodes else None),
+                                                   force, made)]
+        want = stats is not None and _stale(manifest, stats_file(ckpt.epoch), frame_record(stamp, stats), force, made)
         if todo or want:
-            tasks.append(Task(ckpt, todo, stats if want else None))
+            tasks.append(Task(ckpt, todo, stats if want else None, decoding))
     return tasks
 
 
 def add_animations(tasks: list[Task], manifest: Manifest, checkpoints: list[Checkpoint], animations, *,
-                   force: bool = False) -> list[Task]:
+                   decoding=None, force: bool = False) -> list[Task]:
     """Return `tasks` with each stale ANIMATION view [(view, settings)] added to its checkpoint's task."""
     by_epoch = {t.checkpoint.epoch: t for t in tasks}
     for view, s in animations:
         ckpt = next(c for c in checkpoints if c.epoch == view.animation_epoch(s))
-        if force or not manifest.is_fresh(view.file(), frame_record(ckpt.stamp(), s)):
-            by_epoch.setdefault(ckpt.epoch, Task(ckpt)).views.append((view, s))
+        if force or not manifest.is_fresh(view.file(), frame_record(ckpt.stamp(), s, decoding)):
+            by_epoch.setdefault(ckpt.epoch, Task(ckpt, decoding=decoding)).views.append((view, s))
     return sorted(by_epoch.values(), key=lambda t: t.checkpoint.epoch)
 
 

@@ -23,7 +23,7 @@ import numpy as np
 from pipeline import execute, grid, latents, plan, run, views, writers
 from pipeline.atomic import remove_stale_temps
 from pipeline.run import RunError
-from pipeline.settings import Facts, RenderSettings, record
+from pipeline.settings import Decoding, Facts, RenderSettings, record
 from pipeline.views.base import ANIMATION, RUN_PICTURE, shown
 
 __all__ = ["render", "render_runs", "follow_run", "Summary", "Source", "default_out_dir"]
@@ -55,7 +55,7 @@ class Summary:
 
 @dataclass(frozen=True)
 class Source:
-    """A run directory as a render reads it."""
+    """A run directory as a render reads it: samples are as fed to the model, images as shown."""
 
     run_dir: Path
     info: dict
@@ -63,6 +63,11 @@ class Source:
     selected: tuple
     samples: np.ndarray | None
     samples_path: Path | None
+    conditions: np.ndarray | None = None
+
+    @property
+    def images(self) -> np.ndarray | None:
+        return None if self.samples is None else self.samples.reshape(len(self.samples), *run.image_shape(self.info))
 
     @property
     def samples_stamp(self) -> dict | None:
@@ -70,7 +75,7 @@ class Source:
 
     @property
     def has_kl(self) -> bool:
-        return self.samples is not None and len(self.info.get("encoder_outputs", ["z_mean"])) > 1
+        return self.samples is not None and run.encoder_form(self.info) != "mean"
 
 
 def default_out_dir(run_dir: Path) -> Path:
@@ -101,7 +106,7 @@ def render(run_dir, settings: RenderSettings = RenderSettings(), *, progress=Non
     facts = read_facts(source, settings, workers, note=note)
     chosen = resolve(settings, facts, source)
     _write_inputs(source, manifest, facts.picture, force=settings.selection.force)
-    tasks = plan_tasks(source, manifest, chosen, settings, made=workers.made)
+    tasks = plan_tasks(source, manifest, chosen, settings, facts.decoding, made=workers.made)
     summary.skipped = len(source.selected) - len({t.checkpoint.epoch for t in tasks}
                                                   & {c.epoch for c in source.selected})
     for epoch, result in workers.draw(tasks).items():
@@ -137,15 +142,23 @@ def open_run(run_dir: Path, settings: RenderSettings, out_dir: Path, *, note) ->
     if not selected:
         have = f"{checkpoints[0].epoch}..{checkpoints[-1].epoch}"
         raise RunError(f"none of the requested epochs has a checkpoint (the run has epochs {have}).")
+    if info.get("skipped_epochs"):
+        note(f"training skipped the checkpoints of epochs {', '.join(map(str, info['skipped_epochs']))}: they "
+             f"could not be written (run.json lists them); the others render")
     samples_path = _samples_source(run_dir, out_dir, info, settings, note)
-    samples = run.read_samples(samples_path)["images"] if samples_path else None
-    if samples is not None and (samples.ndim != 4 or len(samples) == 0
+    found = run.read_samples(samples_path) if samples_path else {"images": None, "conditions": None}
+    samples, conditions = found["images"], found["conditions"]
+    if samples is not None and (samples.ndim < 2 or len(samples) == 0
                                 or list(samples.shape[1:]) != list(info["input_shape"])):
         raise RunError(f"`{samples_path}` holds " + ("no images" if samples.ndim and not len(samples) else
                        f"images of shape {samples.shape}") + f", but the model takes "
                        f"(N >= 1, {', '.join(map(str, info['input_shape']))}). Delete it and pass --data PATH "
                        f"to choose the samples again.")
-    return Source(run_dir, info, tuple(checkpoints), tuple(selected), samples, samples_path)
+    if info.get("condition_width") and conditions is None:
+        raise RunError(f"{run_dir} is a conditional VAE's run, but its samples carry no conditions: the "
+                       f"renderer needs them to draw each condition. Train again with CheckpointForViz(..., "
+                       f"conditions=c).")
+    return Source(run_dir, info, tuple(checkpoints), tuple(selected), samples, samples_path, conditions)
 
 
 def _samples_source(run_dir: Path, out_dir: Path, info: dict, settings: RenderSettings, note) -> Path | None:
@@ -161,8 +174,9 @@ def _samples_source(run_dir: Path, out_dir: Path, info: dict, settings: RenderSe
         return None
     from pipeline import data as data_mod
 
-    h, w, c = info["input_shape"]
+    h, w, c = run.image_shape(info)
     images, names = data_mod.load(data, image_size=h if h == w else None, channels=c)
+    images = images.reshape(len(images), *info["input_shape"])
     chosen = info.get("samples") or {}
     n_samples = min(int(chosen.get("n_samples", 64)), len(images))
     indices = run.choose_indices(len(images), n_samples, int(info.get("seed", 0)))
@@ -185,23 +199,25 @@ def read_facts(source: Source, settings: RenderSettings, workers, *, note) -> Fa
     """Return what only the run can tell the views, encoding the last checkpoint if its KL is needed."""
     info = source.info
     picture = replace(settings.picture, value_range=tuple(float(v) for v in info["value_range"]))
-    shown(np.zeros((1, 1, 1, info["input_shape"][-1])), picture)  # a bad --channels fails before any work
-    if source.samples is not None:
-        picture = replace(picture, pad_value=grid.contrasting_pad(shown(source.samples, picture)))
-    else:
-        picture = replace(picture, pad_value=128)
+    shown(np.zeros((1, 1, 1, run.image_shape(info)[-1])), picture)  # a bad --channels fails before any work
+    picture = replace(picture, pad_value=128 if source.samples is None else
+                      grid.contrasting_pad(shown(source.images, picture)))
     latent_dim = int(info["latent_dim"])
-    kl = _last_kl(source, settings, workers, note)
+    stats = _last_stats(source, settings, workers, note) or {}
+    kl = stats.get("kl")
     sort_by_kl = settings.latents.sort_latents in (None, "kl") and kl is not None
     return Facts(picture=picture, latent_dim=latent_dim,
                  ranked=tuple(latents.rank_latents(kl) if sort_by_kl else range(latent_dim)),
                  kl=None if kl is None else tuple(kl), samples=source.samples_stamp,
                  seed=int(info.get("seed", 0)), epochs=tuple(c.epoch for c in source.checkpoints),
-                 last_epoch=source.selected[-1].epoch)
+                 last_epoch=source.selected[-1].epoch,
+                 decoding=Decoding(_decoder_output(info, stats.get("decoder_fit"), note),
+                                   *_condition_blocks(source, settings.latents.conditions)))
 
 
-def _last_kl(source: Source, settings: RenderSettings, workers, note) -> list | None:
-    """Return each latent's KL at the last selected checkpoint (its statistics drawn first), or None."""
+def _last_stats(source: Source, settings: RenderSettings, workers, note) -> dict | None:
+    """Return the statistics of the last selected checkpoint (drawn first), when KL or the decoder's
+    output must be known before the frames; None otherwise."""
     sort = settings.latents.sort_latents
     if not source.has_kl:
         if sort == "kl":
@@ -209,6 +225,7 @@ def _last_kl(source: Source, settings: RenderSettings, workers, note) -> list | 
                  else "the encoder outputs no z_log_var") + "; walk rows in index order")
         elif sort is None and source.samples is not None:
             note("the encoder outputs no z_log_var: no KL per latent; walk rows in index order")
+    if source.samples is None or not (source.has_kl or run.decides_output(source.info)):
         return None
     last = source.selected[-1]
     stats = latents.StatsSettings(samples=source.samples_stamp)
@@ -220,7 +237,49 @@ def _last_kl(source: Source, settings: RenderSettings, workers, note) -> list | 
     # good statistics gave, so frames already drawn in that order stay as they are
     if not (workers.manifest.out_dir / latents.stats_file(last.epoch)).is_file():
         return None
-    return latents.read_stats(workers.manifest.out_dir, last.epoch)["kl"]
+    return latents.read_stats(workers.manifest.out_dir, last.epoch)
+
+
+def _decoder_output(info: dict, fit: dict | None, note) -> str:
+    """Return how to read the decoder: as run.json states, or, for a linear output layer on [0, 1]
+    images, whichever of logits or probabilities reconstructs the fixed samples better."""
+    if not run.decides_output(info):
+        return info.get("decoder_output") or "probabilities"
+    if not fit:
+        note("the decoder's output layer is linear and there are no samples to tell logits from "
+             "probabilities: drawing its values clipped to [0, 1] (CheckpointForViz(decoder_output=...) says which)")
+        return "probabilities"
+    chosen = min(fit, key=fit.get)
+    note(f"the decoder's output layer is linear: the fixed samples are reconstructed better read as {chosen} "
+         f"(mean squared error {fit[chosen]:.4g}, against {max(fit.values()):.4g}), so vaeviz draws "
+         + ("sigmoid(decoder(z))" if chosen == "logits" else "decoder(z) clipped to [0, 1]")
+         + "; CheckpointForViz(decoder_output=...) states it")
+    return chosen
+
+
+def _condition_blocks(source: Source, wanted) -> tuple:
+    """Return (condition vectors, labels) a conditional run's prior views are drawn for; (None, None) otherwise.
+
+    One-hot conditions: class k for each k of `wanted` (default: the classes among the samples, up to 10);
+    others: the k-th distinct condition vector among the samples (default: the first 10).
+    """
+    c = source.conditions
+    if c is None:
+        return None, None
+    c = np.asarray(c, np.float32).reshape(len(c), -1)
+    one_hot = bool(np.all((c == 0) | (c == 1)) and np.all(c.sum(axis=1) == 1))
+    if one_hot:
+        width, present = c.shape[1], sorted(set(np.argmax(c, axis=1).tolist()))
+        chosen = list(wanted) if wanted else present[:10]
+        if any(not 0 <= k < width for k in chosen):
+            raise ValueError(f"--conditions must be classes below {width} (the one-hot width); received {wanted}.")
+        return tuple(tuple(np.eye(width)[k].tolist()) for k in chosen), tuple(f"c = {k}" for k in chosen)
+    distinct = list(dict.fromkeys(tuple(row.tolist()) for row in c))
+    chosen = list(wanted) if wanted else list(range(min(10, len(distinct))))
+    if any(not 0 <= k < len(distinct) for k in chosen):
+        raise ValueError(f"--conditions must index the {len(distinct)} distinct condition vectors among the "
+                         f"samples; received {wanted}.")
+    return tuple(distinct[k] for k in chosen), tuple(f"condition #{k}" for k in chosen)
 
 
 # --- resolve, plan_tasks -----------------------------------------------------
@@ -234,14 +293,15 @@ def resolve(settings: RenderSettings, facts: Facts, source: Source) -> list[tupl
             if not (view.needs_samples and source.samples is None)]
 
 
-def plan_tasks(source: Source, manifest: plan.Manifest, chosen, settings: RenderSettings, *, made) -> list:
+def plan_tasks(source: Source, manifest: plan.Manifest, chosen, settings: RenderSettings, decoding, *,
+               made) -> list:
     """Return the tasks that draw every missing or stale file of the chosen views (and statistics)."""
     force = settings.selection.force
     stats = latents.StatsSettings(samples=source.samples_stamp) if source.samples is not None else None
     tasks = plan.stale_tasks(manifest, list(source.selected), [(v, s) for v, s in chosen if v.per_checkpoint],
-                             stats, force=force, made=made)
+                             stats, decoding=decoding, force=force, made=made)
     return plan.add_animations(tasks, manifest, list(source.checkpoints),
-                               [(v, s) for v, s in chosen if v.kind == ANIMATION], force=force)
+                               [(v, s) for v, s in chosen if v.kind == ANIMATION], decoding=decoding, force=force)
 
 
 def _write_inputs(source: Source, manifest: plan.Manifest, picture, *, force: bool) -> None:
@@ -250,7 +310,7 @@ def _write_inputs(source: Source, manifest: plan.Manifest, picture, *, force: bo
         return
     entry = {"samples": source.samples_stamp, "settings": record(picture)}
     if force or not manifest.is_fresh("inputs.png", entry):
-        tiles = shown(source.samples, picture)
+        tiles = shown(source.images, picture)
         writers.write_png(manifest.out_dir / "inputs.png", grid.tile(
             tiles, cols=grid.square_cols(len(tiles)), pad=picture.pad, pad_value=picture.pad_value))
         manifest.files["inputs.png"] = entry

@@ -28,7 +28,10 @@ import numpy as np
 from pipeline import atomic
 
 FORMAT = "vaeviz-run"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # the newest this vaeviz reads and writes
+# run.json keys of version 2 (a run that uses none of them is written as version 1, as 0.1.0 wrote it):
+V2_KEYS = ("encoder_form", "encoder_scale", "decoder_output", "decoder_activation", "image_shape",
+           "condition_width", "skipped_epochs", "stream")
 WEIGHTS_FORMAT = "vaeviz-weights"
 
 RUN_JSON = "run.json"
@@ -119,9 +122,13 @@ def _field_problems(info: dict) -> list[str]:
     latent = info["latent_dim"]
     if not (isinstance(latent, int) and not isinstance(latent, bool) and latent >= 1):
         problems.append(f"`latent_dim` must be an integer >= 1, received {latent!r}")
-    shape = info["input_shape"]
-    if not (isinstance(shape, list) and len(shape) == 3 and all(isinstance(d, int) and d > 0 for d in shape)):
-        problems.append(f"`input_shape` must be [height, width, channels], received {shape!r}")
+    shape, image = info["input_shape"], info.get("image_shape") or info["input_shape"]
+    if not (isinstance(shape, list) and shape and all(isinstance(d, int) and d > 0 for d in shape)):
+        problems.append(f"`input_shape` must be a list of positive integers, received {shape!r}")
+    elif not (isinstance(image, list) and len(image) == 3 and all(isinstance(d, int) and d > 0 for d in image)
+              and int(np.prod(image)) == int(np.prod(shape))):
+        problems.append(f"`image_shape` (or `input_shape`) must be [height, width, channels] of the input's size, "
+                        f"received {image!r} for input {shape!r}")
     vr = info["value_range"]
     if not (isinstance(vr, list) and len(vr) == 2 and all(isinstance(v, (int, float)) and np.isfinite(v) for v in vr)
             and vr[0] < vr[1]):
@@ -130,9 +137,32 @@ def _field_problems(info: dict) -> list[str]:
 
 
 def write_run(run_dir: Path, info: dict) -> None:
-    """Write run.json atomically."""
+    """Write run.json atomically: format version 2 if it uses a key of version 2, else 1."""
+    version = 2 if any(info.get(k) not in (None, [], DEFAULTS.get(k)) for k in V2_KEYS) else 1
     atomic.write_bytes(Path(run_dir) / RUN_JSON,
-                       atomic.json_bytes({"format": FORMAT, "format_version": FORMAT_VERSION, **info}), durable=True)
+                       atomic.json_bytes({**info, "format": FORMAT, "format_version": version}), durable=True)
+
+
+DEFAULTS = {"encoder_scale": "logvar"}  # version-2 keys whose default a version-1 run means too
+
+
+def encoder_form(info: dict) -> str:
+    """Return what the run's encoder gives: mean, mean_logvar, mean_logvar_z or concat (see modelspec)."""
+    if "encoder_form" in info:
+        return info["encoder_form"]
+    return "mean_logvar" if len(info.get("encoder_outputs", ["z_mean"])) > 1 else "mean"
+
+
+def decides_output(info: dict) -> bool:
+    """Return whether the renderer decides how to read the decoder: a linear (or unknown) output layer,
+    no decoder_output stated, images in [0, 1] (logits or an MSE-trained decoder: the samples tell)."""
+    return (info.get("decoder_output") is None and info.get("decoder_activation") in ("linear", "unknown")
+            and [float(v) for v in info["value_range"]] == [0.0, 1.0])
+
+
+def image_shape(info: dict) -> list[int]:
+    """Return the (height, width, channels) the run's images are shown as (its input shape, unless flattened)."""
+    return list(info.get("image_shape") or info["input_shape"])
 
 
 # --- samples.h5 ------------------------------------------------------------
@@ -147,14 +177,16 @@ def choose_indices(n_total: int, n_samples: int, seed: int) -> np.ndarray:
     return np.sort(rng.choice(n_total, size=n_samples, replace=False)).astype(np.int64)
 
 
-def write_samples(path: Path, *, indices, images, names=None, seed: int, source: str) -> None:
-    """Write the fixed samples (indices, images exactly as fed, optional file names)."""
+def write_samples(path: Path, *, indices, images, names=None, conditions=None, seed: int, source: str) -> None:
+    """Write the fixed samples (indices, images exactly as fed, optional file names and conditions)."""
     def fill(f):
         f.create_dataset("indices", data=np.asarray(indices, dtype=np.int64))
         f.create_dataset("images", data=np.asarray(images))
         if names is not None:
             f.create_dataset("names", data=np.asarray([str(n) for n in names], dtype=object),
                              dtype=__import__("h5py").string_dtype())
+        if conditions is not None:
+            f.create_dataset("conditions", data=np.asarray(conditions))
         f.attrs["seed"] = seed
         f.attrs["source"] = source
 
@@ -162,7 +194,7 @@ def write_samples(path: Path, *, indices, images, names=None, seed: int, source:
 
 
 def read_samples(path: Path) -> dict:
-    """Return {"indices", "images", "names" (or None), "seed", "source"} from a samples file."""
+    """Return {"indices", "images", "names", "conditions" (each or None), "seed", "source"} from a samples file."""
     import h5py
 
     try:
@@ -170,6 +202,7 @@ def read_samples(path: Path) -> dict:
             names = [n.decode() if isinstance(n, bytes) else str(n) for n in f["names"][()]] \
                 if "names" in f else None
             return {"indices": f["indices"][()], "images": f["images"][()], "names": names,
+                    "conditions": f["conditions"][()] if "conditions" in f else None,
                     "seed": int(f.attrs.get("seed", 0)), "source": str(f.attrs.get("source", ""))}
     except (OSError, KeyError) as err:
         raise RunError(f"`{path}` is not a readable samples file ({err}). Delete it and pass "
@@ -250,10 +283,10 @@ def read_history(path: Path) -> list[dict]:
     return rows
 
 
-def append_history(path: Path, epoch: int, logs: dict) -> None:
-    """Add one epoch's logs to history.csv (rewritten atomically; columns may grow)."""
-    rows = [r for r in read_history(path) if r["epoch"] != epoch]
-    rows.append({"epoch": epoch, **{k: float(v) for k, v in (logs or {}).items()}})
+def add_history(path: Path, rows_by_epoch: dict[int, dict]) -> None:
+    """Add epochs' logs ({epoch: {name: value}}) to history.csv, rewritten atomically; columns may grow."""
+    rows = [r for r in read_history(path) if r["epoch"] not in rows_by_epoch]
+    rows += [{"epoch": e, **{k: float(v) for k, v in (logs or {}).items()}} for e, logs in rows_by_epoch.items()]
     columns = ["epoch"] + sorted({k for r in rows for k in r} - {"epoch"})
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")

@@ -7,6 +7,7 @@
       .selection Selection   which checkpoints, and whether to redraw fresh frames
       .execution Execution   where and how wide the workers run
     Facts                    what only the run can tell (value range, pad colour, KL ranking, ...)
+      .decoding Decoding     how its decoder's output is read, and the conditions drawn
 
 Each view turns (RenderSettings, Facts) into its own frozen settings object
 (`pipeline.views`): that object is what its workers draw with and, as
@@ -21,7 +22,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["Picture", "Latents", "Animation", "Selection", "Execution", "RenderSettings", "Facts", "record"]
+__all__ = ["Picture", "Latents", "Animation", "Selection", "Execution", "RenderSettings", "Decoding", "Facts",
+           "record"]
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,7 @@ class Latents:
     active_kl: float = 0.01
     max_latents: int | None = None
     manifold_dims: tuple[int, int] | None = None  # None: the two most active
+    conditions: tuple[int, ...] | None = None  # a conditional run's: classes (one-hot) or k-th distinct vectors
     traverse_epoch: int | None = None  # None: the last checkpoint
     n_prior: int = 64
     interp_pairs: int = 8
@@ -97,6 +100,15 @@ class RenderSettings:
 
 
 @dataclass(frozen=True)
+class Decoding:
+    """How codes become images: how the decoder's output is read, and the conditions prior views are drawn for."""
+
+    decoder_output: str = "probabilities"  # probabilities | logits (a sigmoid) | gaussian (the mean)
+    conditions: tuple | None = None  # a conditional run's condition vectors: one block of rows each
+    condition_labels: tuple | None = None
+
+
+@dataclass(frozen=True)
 class Facts:
     """What only the run can tell a view's settings; resolved before any frame is drawn."""
 
@@ -108,6 +120,7 @@ class Facts:
     seed: int
     epochs: tuple[int, ...]  # every checkpoint of the run
     last_epoch: int  # the last selected checkpoint
+    decoding: Decoding = field(default_factory=Decoding)
 
 
 def record(settings) -> dict:

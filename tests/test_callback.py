@@ -21,8 +21,6 @@ import imageio.v3 as iio
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
-from keras import layers, ops
 
 from pipeline import run
 from pipeline.callback import CheckpointForViz
@@ -58,7 +56,7 @@ for checkpoint in run.list_checkpoints(run_dir):
     for name, value in zip(info["encoder_outputs"], outputs):
         arrays[f"{checkpoint.epoch}/{name}"] = np.asarray(value)
     arrays[f"{checkpoint.epoch}/decoded"] = np.asarray(decoder(outputs[0], training=False))
-modules = sorted(m for m in sys.modules if m.startswith(("pipeline", "test")))
+modules = sorted(m for m in sys.modules if m.startswith(("pipeline", "test", "zoo")))
 assert "pipeline.model" not in sys.modules and "pipeline.callback" not in sys.modules, modules
 np.savez(out, modules=np.array(modules, dtype=str), **arrays)
 """
@@ -174,74 +172,14 @@ def test_weights_file_holds_only_encoder_and_decoder_weights(tiny_run):
 # --- 4. a keras.io-style VAE with a custom sampling layer ------------------
 
 
-class Sampling(keras.layers.Layer):
-    """Draw z from N(z_mean, exp(z_log_var)), as in the keras.io VAE example."""
-
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        self.seed_generator = keras.random.SeedGenerator(1337)
-
-    def call(self, inputs):
-        z_mean, z_log_var = inputs
-        epsilon = keras.random.normal(ops.shape(z_mean), seed=self.seed_generator)
-        return z_mean + ops.exp(0.5 * z_log_var) * epsilon
-
-
-class VAE(keras.Model):
-    """The keras.io VAE: a subclassed model with its own train_step."""
-
-    def __init__(self, encoder, decoder, **kwargs):
-        super().__init__(**kwargs)
-        self.encoder, self.decoder = encoder, decoder
-        self.total_loss_tracker = keras.metrics.Mean(name="total_loss")
-        self.kl_loss_tracker = keras.metrics.Mean(name="kl_loss")
-
-    @property
-    def metrics(self):
-        return [self.total_loss_tracker, self.kl_loss_tracker]
-
-    def train_step(self, data):
-        x = data[0] if isinstance(data, tuple) else data
-        with tf.GradientTape() as tape:
-            z_mean, z_log_var, z = self.encoder(x)
-            reconstruction = self.decoder(z)
-            reconstruction_loss = ops.mean(ops.sum(keras.losses.binary_crossentropy(x, reconstruction), axis=(1, 2)))
-            kl_loss = ops.mean(ops.sum(-0.5 * (1 + z_log_var - ops.square(z_mean) - ops.exp(z_log_var)), axis=1))
-            total_loss = reconstruction_loss + kl_loss
-        grads = tape.gradient(total_loss, self.trainable_weights)
-        self.optimizer.apply_gradients(zip(grads, self.trainable_weights))
-        self.total_loss_tracker.update_state(total_loss)
-        self.kl_loss_tracker.update_state(kl_loss)
-        return {"loss": self.total_loss_tracker.result(), "kl_loss": self.kl_loss_tracker.result()}
-
-
-def _keras_io_vae(latent_dim=2):
-    inputs = keras.Input((16, 16, 1))
-    x = layers.Conv2D(4, 3, strides=2, padding="same", activation="relu")(inputs)
-    x = layers.Flatten()(x)
-    x = layers.Dense(16, activation="relu")(x)
-    z_mean = layers.Dense(latent_dim, name="z_mean")(x)
-    z_log_var = layers.Dense(latent_dim, name="z_log_var")(x)
-    z = Sampling()([z_mean, z_log_var])
-    encoder = keras.Model(inputs, [z_mean, z_log_var, z], name="encoder")
-
-    latent = keras.Input((latent_dim,))
-    x = layers.Dense(8 * 8 * 4, activation="relu")(latent)
-    x = layers.Reshape((8, 8, 4))(x)
-    x = layers.Conv2DTranspose(4, 3, strides=2, padding="same", activation="relu")(x)
-    outputs = layers.Conv2DTranspose(1, 3, padding="same", activation="sigmoid")(x)
-    decoder = keras.Model(latent, outputs, name="decoder")
-
-    keras.utils.set_random_seed(0)
-    model = VAE(encoder, decoder)
-    model.compile(optimizer=keras.optimizers.Adam())
-    return model
-
-
 def test_keras_io_vae_with_custom_sampling_renders_without_its_code(shapes16, tmp_path):
+    import zoo_models  # the keras.io example, with its unregistered Sampling layer
+
     run_dir = tmp_path / "run"
     x = shapes16[:64]
-    model = _keras_io_vae()
+    keras.utils.set_random_seed(0)
+    model = zoo_models.KerasIoVAE(*zoo_models.keras_io_models())
+    model.compile(optimizer=keras.optimizers.Adam())
     model.fit(x, epochs=2, batch_size=32, verbose=0, callbacks=[CheckpointForViz(run_dir, data=x, n_samples=4)])
 
     info = run.read_run(run_dir)
@@ -250,7 +188,7 @@ def test_keras_io_vae_with_custom_sampling_renders_without_its_code(shapes16, tm
     assert _epochs(run_dir) == [1, 2]
 
     got = _rebuild_in_fresh_process(run_dir, tmp_path / "out.npz")
-    assert not any("test_callback" in m for m in got["modules"])
+    assert not any(m.startswith(("test_callback", "zoo_models")) for m in got["modules"])
     samples = run.read_samples(run_dir / run.SAMPLES_H5)["images"]
     z_mean, z_log_var, _ = (np.asarray(t) for t in model.encoder(samples, training=False))
     np.testing.assert_allclose(got["2/z_mean"], z_mean, atol=1e-5)
@@ -315,8 +253,8 @@ def test_bad_n_samples_raises(tmp_path, n_samples):
         CheckpointForViz(tmp_path / "run", np.zeros((5, 16, 16, 1), np.float32), n_samples=n_samples)
 
 
-@pytest.mark.parametrize("data", [[np.zeros((16, 16, 1))] * 5, 42, {"images": np.zeros((5, 16, 16, 1))}],
-                         ids=["list", "int", "dict"])
+@pytest.mark.parametrize("data", [42, {"images": np.zeros((5, 16, 16, 1))}, "not/a/folder"],
+                         ids=["int", "dict", "missing folder"])
 def test_unsupported_data_type_raises(tmp_path, data):
     with pytest.raises(ValueError, match="data"):
         CheckpointForViz(tmp_path / "run", data)
@@ -445,13 +383,14 @@ def test_fit_returns_with_every_scheduled_file_written(vae, shapes16, tmp_path, 
 
 @pytest.mark.parametrize("background", [True, False])
 @pytest.mark.parametrize("epochs", [1, 3])
-def test_write_error_is_raised_from_fit(vae, shapes16, tmp_path, monkeypatch, background, epochs):
+def test_with_on_error_raise_a_write_error_is_raised_from_fit(vae, shapes16, tmp_path, monkeypatch, background,
+                                                               epochs):
     def failing_write_weights(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(run, "write_weights", failing_write_weights)
     run_dir = tmp_path / "run"
-    callback = CheckpointForViz(run_dir, shapes16[:64], n_samples=4, background=background)
+    callback = CheckpointForViz(run_dir, shapes16[:64], n_samples=4, background=background, on_error="raise")
     with pytest.raises(OSError, match="No space left"):
         vae.fit(shapes16[:64], epochs=epochs, batch_size=64, verbose=0, callbacks=[callback])
     assert run.read_run(run_dir)["finished"] is False

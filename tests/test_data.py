@@ -163,3 +163,71 @@ def test_load_h5_without_dataset_names_the_choices(tmp_path):
         f["train"] = np.zeros((1, 8, 8))
     with pytest.raises(DataError, match="train"):
         data.load(tmp_path / "d.h5")
+
+
+# --- streams: what CheckpointForViz draws its samples from ------------------------------------------
+
+
+class Batches:
+    """A re-iterable of (x, y) batches, as a user's own loader might be."""
+
+    def __init__(self, x, size=16):
+        self.x, self.size = x, size
+
+    def __iter__(self):
+        return ((self.x[i:i + self.size], None) for i in range(0, len(self.x), self.size))
+
+
+def test_a_stream_sample_is_deterministic_for_a_seed_and_kept_in_stream_order():
+    x = np.arange(200, dtype=np.float32).reshape(200, 1, 1, 1)
+    a, pos_a, method = data.sample_stream(Batches(x), 8, seed=3)
+    b, pos_b, _ = data.sample_stream(Batches(x), 8, seed=3)
+    c, _, _ = data.sample_stream(Batches(x), 8, seed=4)
+    np.testing.assert_array_equal(a, b)
+    assert list(pos_a) == sorted(pos_a) and not np.array_equal(a, c)
+    np.testing.assert_array_equal(a[:, 0, 0, 0], pos_a)  # each image is the one at its position
+    assert "reservoir" in method and "default_rng(3)" in method
+
+
+def test_a_stream_sample_reads_only_the_first_batches():
+    x = np.arange(1000, dtype=np.float32).reshape(1000, 1, 1, 1)
+    _, positions, _ = data.sample_stream(Batches(x, size=10), 8, seed=0)
+    assert positions.max() < data.STREAM_BATCHES * 10
+
+
+def test_a_pydataset_is_sampled_by_index_and_the_global_random_state_is_restored():
+    import random
+
+    import keras
+
+    class Noisy(keras.utils.PyDataset):
+        def __len__(self):
+            return 10
+
+        def __getitem__(self, i):
+            np.random.random(), random.random()  # as augmenting datasets do
+            return np.full((4, 2, 2, 1), i, np.float32), np.zeros(4)
+
+    np.random.seed(7)
+    random.seed(7)
+    before = (np.random.random(), random.random())
+    np.random.seed(7)
+    random.seed(7)
+    images, _, _ = data.sample_stream(Noisy(), 5, seed=0)
+    assert (np.random.random(), random.random()) == before
+    assert images.shape == (5, 2, 2, 1)
+
+
+def test_a_tf_data_dataset_is_sampled_without_being_consumed():
+    import tensorflow as tf
+
+    x = np.arange(64, dtype=np.float32).reshape(64, 1, 1, 1)
+    ds = tf.data.Dataset.from_tensor_slices((x, x)).batch(8)
+    images, positions, _ = data.sample_stream(ds, 6, seed=0)
+    np.testing.assert_array_equal(images[:, 0, 0, 0], positions)
+    assert sum(1 for _ in ds) == 8  # a later iteration sees every batch
+
+
+def test_too_few_images_in_a_stream_say_how_many_there_were():
+    with pytest.raises(ValueError, match=r"\(12\).*n_samples=20"):
+        data.sample_stream([np.zeros((4, 2, 2, 1))] * 3, 20, seed=0)

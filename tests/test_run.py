@@ -163,7 +163,18 @@ def _info():
 def test_write_read_run_round_trip(tmp_path):
     run.write_run(tmp_path, _info())
     got = run.read_run(tmp_path)
-    assert got == {"format": run.FORMAT, "format_version": run.FORMAT_VERSION, **_info()}
+    assert got == {"format": run.FORMAT, "format_version": 1, **_info()}  # nothing of version 2: as 0.1.0 wrote
+
+
+@pytest.mark.parametrize("key, value", [("encoder_form", "concat"), ("encoder_scale", "logstd"),
+                                        ("decoder_output", "logits"), ("image_shape", [4, 4, 1]),
+                                        ("condition_width", 3), ("skipped_epochs", [2])])
+def test_a_run_using_a_version_2_key_is_written_as_version_2(tmp_path, key, value):
+    info = {**_info(), key: value, **({"input_shape": [16]} if key == "image_shape" else {})}
+    run.write_run(tmp_path, info)
+    assert run.read_run(tmp_path)["format_version"] == 2
+    run.write_run(tmp_path, {**_info(), "encoder_scale": "logvar", "skipped_epochs": []})  # their defaults
+    assert run.read_run(tmp_path)["format_version"] == 1
 
 
 def test_read_run_missing_dir(tmp_path):
@@ -198,19 +209,19 @@ def test_read_run_newer_version(tmp_path):
 # --- history.csv -----------------------------------------------------------
 
 
-def test_append_history_adds_rows_and_grows_columns(tmp_path):
+def test_add_history_adds_rows_and_grows_columns(tmp_path):
     path = tmp_path / run.HISTORY_CSV
-    run.append_history(path, 1, {"loss": 3.5})
-    run.append_history(path, 2, {"loss": 2.25, "kl": 0.5})
+    run.add_history(path, {1: {"loss": 3.5}})
+    run.add_history(path, {2: {"loss": 2.25, "kl": 0.5}})
     assert path.read_text().splitlines()[0] == "epoch,kl,loss"
     assert run.read_history(path) == [{"epoch": 1, "loss": 3.5}, {"epoch": 2, "kl": 0.5, "loss": 2.25}]
 
 
-def test_append_history_replaces_a_repeated_epoch(tmp_path):
+def test_add_history_replaces_a_repeated_epoch(tmp_path):
     path = tmp_path / run.HISTORY_CSV
-    run.append_history(path, 1, {"loss": 3.5})
-    run.append_history(path, 2, {"loss": 2.0})
-    run.append_history(path, 2, {"loss": 1.0})
+    run.add_history(path, {1: {"loss": 3.5}})
+    run.add_history(path, {2: {"loss": 2.0}})
+    run.add_history(path, {2: {"loss": 1.0}})
     assert run.read_history(path) == [{"epoch": 1, "loss": 3.5}, {"epoch": 2, "loss": 1.0}]
 
 
@@ -220,7 +231,7 @@ def test_read_history_absent_is_empty(tmp_path):
 
 def test_last_epoch_from_history_and_checkpoints(tmp_path):
     assert run.last_epoch(tmp_path) == 0
-    run.append_history(tmp_path / run.HISTORY_CSV, 2, {"loss": 1.0})
+    run.add_history(tmp_path / run.HISTORY_CSV, {2: {"loss": 1.0}})
     assert run.last_epoch(tmp_path) == 2
     run.write_weights(tmp_path / run.WEIGHTS_DIR / run.checkpoint_name(4), _parts(), epoch=4)
     assert run.last_epoch(tmp_path) == 4

@@ -29,6 +29,7 @@ CHANGES = {
     ("--manifold-dims", "0,1"): ("latents.manifold_dims", {"manifold"}),
     ("--traverse-epoch", "1"): ("latents.traverse_epoch", {"traversal"}),
     ("--n-prior", "5"): ("latents.n_prior", {"samples"}),
+    ("--conditions", "0"): ("latents.conditions", set()),  # this run is not conditional: nothing reads it
     ("--interp-pairs", "2"): ("latents.interp_pairs", {"interp"}),
     ("--interp-steps", "4"): ("latents.interp_steps", {"interp"}),
     ("--fps", "2"): ("animation.fps", {"traversal"}),

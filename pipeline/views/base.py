@@ -33,6 +33,7 @@ class Inputs:
     images : (N, H, W, C) the fixed samples as fed to the model, or None (a run without samples).
     z_mean, z_log_var : (N, latent_dim) float32 encodings of `images` (z_log_var None if the encoder has none).
     kl : each latent's KL to N(0, 1) at this checkpoint (a list), or None.
+    conditions : (N, K) the samples' conditions in a conditional run, else None.
     """
 
     latent_dim: int
@@ -40,6 +41,7 @@ class Inputs:
     z_mean: np.ndarray | None = None
     z_log_var: np.ndarray | None = None
     kl: list | None = None
+    conditions: np.ndarray | None = None
 
 
 class View:
@@ -67,8 +69,13 @@ class View:
         """
         raise NotImplementedError
 
-    def codes(self, s, inputs: Inputs) -> np.ndarray:
-        """FRAME and ANIMATION: return the (n, latent_dim) codes to decode (all views' in one call)."""
+    def codes(self, s, inputs: Inputs):
+        """FRAME and ANIMATION: return the (n, latent_dim) codes to decode (all views' in one call).
+
+        In a conditional run a view returns (codes, their conditions) when it
+        picks them itself (each sample's own); plain codes are drawn once per
+        chosen condition, one labelled block each.
+        """
         raise NotImplementedError
 
     def draw(self, s, decoded: np.ndarray, inputs: Inputs):
@@ -95,6 +102,11 @@ class View:
     def per_checkpoint(self) -> bool:
         """Whether it makes a file per checkpoint (FRAME, ANALYSIS) rather than one per run."""
         return self.kind in (FRAME, ANALYSIS)
+
+    @property
+    def decodes(self) -> bool:
+        """Whether it draws decoded codes (FRAME, ANIMATION): its files depend on the run's Decoding too."""
+        return self.kind in (FRAME, ANIMATION)
 
     @property
     def animated(self) -> bool:

@@ -1,7 +1,7 @@
 """interp: rows of linear interpolation in z_mean space between sample pairs (0, 1), (2, 3), ...
 
 Each row starts and ends with the pair's two inputs, so the ends show what
-the model makes of them.
+the model makes of them. In a conditional run a row keeps its first sample's condition.
 """
 
 from __future__ import annotations
@@ -41,8 +41,9 @@ class Interp(View):
 
     def codes(self, s, inputs):
         pairs = min(s.interp_pairs, len(inputs.z_mean) // 2)
-        z = inputs.z_mean
-        return interp_codes(z[0:2 * pairs:2], z[1:2 * pairs:2], steps=s.interp_steps)
+        z, c = inputs.z_mean, inputs.conditions
+        codes = interp_codes(z[0:2 * pairs:2], z[1:2 * pairs:2], steps=s.interp_steps)
+        return codes if c is None else (codes, np.repeat(c[0:2 * pairs:2], s.interp_steps, axis=0))  # each pair's first
 
     def draw(self, s, decoded, inputs):
         n = s.interp_steps

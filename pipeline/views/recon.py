@@ -23,7 +23,7 @@ class Recon(View):
         return ReconSettings(picture=facts.picture, samples=facts.samples)
 
     def codes(self, s, inputs):
-        return inputs.z_mean
+        return inputs.z_mean if inputs.conditions is None else (inputs.z_mean, inputs.conditions)
 
     def draw(self, s, decoded, inputs):
         return tiled(shown(decoded, s.picture), grid.square_cols(len(inputs.images)), s.picture)
