@@ -9,7 +9,7 @@ DEMO_EPOCHS ?= 20
 DEMO_BETA   ?= 3
 DEMO_VIEWS  ?= recon,walk,manifold,samples,interp,traversal
 
-.PHONY: install browser test test-fast demo render bench clean
+.PHONY: install browser test test-fast demo render compare bench clean
 
 install: $(STAMP)
 
@@ -55,6 +55,11 @@ demo: install
 # Without RUN: every run directory under checkpoints/, each into outputs/<run name>.
 render: install
 	$(PY) -m pipeline.render $(RUN) $(if $(EVERY),--every $(EVERY))
+
+# One page over several runs, e.g. make compare RUNS="checkpoints/beta1 checkpoints/beta4"
+compare: install
+	@test -n "$(RUNS)" || { echo "usage: make compare RUNS=\"checkpoints/a checkpoints/b\" [OUT=outputs/compare]"; exit 2; }
+	$(PY) -m pipeline.compare $(RUNS) --out $(or $(OUT),outputs/compare) --views recon,walk,kl,clusters,metrics
 
 bench: install
 	$(PY) bench/run.py

@@ -25,7 +25,7 @@ import numpy as np
 
 from pipeline import atomic, run
 from pipeline.background import Writer
-from pipeline.data import choose_samples, describe_source
+from pipeline.data import choose_samples, describe_source, folder_labels
 from pipeline.modelspec import DECODER_OUTPUTS, ENCODER_OUTPUTS, ENCODER_SCALES, inspect_models
 
 
@@ -77,6 +77,17 @@ class CheckpointForViz(keras.callbacks.Callback):
         conditions: a conditional VAE's conditions, one row per image of
             `data` (one-hot or any vector); its encoder takes [x, c] and its
             decoder [z, c].
+        labels: a class per image of `data` (int or str), for the clusters
+            view. A folder of class folders labels itself.
+        factors, factor_names: ground-truth generative factors per image of
+            `data` (N, K), discrete or continuous, and their names, for the
+            disentanglement metrics.
+        n_eval: images of a second fixed, seeded set (with their labels and
+            factors) that only the analyses use; default 2000 with labels or
+            factors (at most the data), else 0. Stored once, as uint8 where the
+            data is 8-bit.
+        hparams: the training settings a comparison of runs shows (beta,
+            learning rate, ...), a dict of JSON values.
         image_shape: (height, width, channels) of flattened image inputs.
         value_range: (lo, hi) of the images; default: inferred from the samples
             ([0, 1] or [-1, 1] when they fit, else their min and max).
@@ -93,6 +104,7 @@ class CheckpointForViz(keras.callbacks.Callback):
 
     def __init__(self, run_dir, data=None, *, n_samples=64, seed=0, every=1, encoder=None, decoder=None,
                  encoder_outputs=None, encoder_scale="logvar", decoder_output=None, conditions=None,
+                 labels=None, factors=None, factor_names=None, n_eval=None, hparams=None,
                  image_shape=None, value_range=None, background=True, on_error="warn", write_timeout=60.0):
         super().__init__()
         self.run_dir = Path(run_dir)
@@ -113,13 +125,19 @@ class CheckpointForViz(keras.callbacks.Callback):
             raise ValueError(f"conditions must have one row per image of data, and data must then be an array. "
                              f"Received: {len(conditions)} conditions for data of type {type(data).__name__}"
                              + (f" with {len(data)} images" if hasattr(data, "__len__") else "") + ".")
-        indexable, _, files = describe_source(data)  # refuses what it cannot take, now
+        indexable, source, files = describe_source(data)  # refuses what it cannot take, now
+        if files is not None and labels is None:
+            labels = folder_labels(Path(source), files)  # a folder of class folders labels itself
         if indexable is not None and n_samples > len(indexable):
             raise ValueError(f"n_samples must be at most the number of images in data ({len(indexable)}). "
                              f"Received: n_samples={n_samples}. Pass a smaller n_samples.")
+        self._analysis = _analysis_set(indexable, labels, factors, factor_names, n_eval)
         # a folder is read once the encoder's input shape is known (on_train_begin)
         self._chosen = None if files is not None else choose_samples(data, n_samples=n_samples, seed=seed,
                                                                       conditions=conditions)
+        self._eval = None  # the evaluation set this fit writes
+        self._conditions = conditions
+        self.hparams = _json_values(hparams)
         self._chosen_now = None  # the samples this fit writes (None: resumed, or none)
         self.n_samples, self.seed, self.every = n_samples, seed, every
         self.encoder, self.decoder, self.value_range = encoder, decoder, value_range
@@ -151,6 +169,10 @@ class CheckpointForViz(keras.callbacks.Callback):
                              "CheckpointForViz(run_dir, data, encoder=..., decoder=...).")
         chosen = self._chosen or choose_samples(self.data, n_samples=self.n_samples, seed=self.seed,
                                                 input_shape=_declared_input_shape(encoder))
+        n_eval, labels, factors, names = self._analysis
+        evaluation = choose_samples(self.data, n_samples=n_eval, seed=self.seed + 1, labels=labels, factors=factors,
+                                    conditions=self._conditions, input_shape=_declared_input_shape(encoder)) \
+            if n_eval else None
         spec = inspect_models(encoder, decoder, probe=None if chosen is None else chosen.images,
                               conditions=None if chosen is None else chosen.conditions, **self.model_options)
         for note in spec.notes:
@@ -164,9 +186,10 @@ class CheckpointForViz(keras.callbacks.Callback):
                     f"run_dir `{self.run_dir}` holds a run of a different architecture "
                     f"(encoder/decoder weight shapes differ: {_first_difference(existing.get('signature'), info['signature'])}). "
                     f"Pass a new run_dir for this model.")
-            self._info, self._chosen_now = {**existing, "finished": False}, None
+            self._info, self._chosen_now, self._eval = {**existing, "finished": False}, None, None
         else:
-            self._info, self._chosen_now = self._new_info(info, chosen), chosen
+            self._info = self._new_info(info, chosen, evaluation, names)
+            self._chosen_now, self._eval = chosen, evaluation
         self._skipped = set(self._info.get("skipped_epochs", []))
         self._header_written = False
         self._writer.submit(self._write_header, label=HEADER)
@@ -212,11 +235,16 @@ class CheckpointForViz(keras.callbacks.Callback):
         """Write samples.h5 (a new run) and run.json, unless written already; later writes retry it."""
         if self._header_written:
             return
-        chosen = self._chosen_now
+        chosen, evaluation = self._chosen_now, self._eval
         if chosen is not None and not (self.run_dir / run.SAMPLES_H5).is_file():
             run.write_samples(self.run_dir / run.SAMPLES_H5, indices=chosen.indices, images=chosen.images,
                               names=chosen.names, conditions=chosen.conditions, seed=self.seed,
                               source=chosen.source)
+        if evaluation is not None and not (self.run_dir / run.EVAL_H5).is_file():
+            run.write_eval(self.run_dir / run.EVAL_H5, indices=evaluation.indices, images=evaluation.images,
+                           labels=evaluation.labels, factors=evaluation.factors,
+                           factor_names=self._info["eval"]["factor_names"], conditions=evaluation.conditions,
+                           seed=self.seed + 1)
         run.write_run(self.run_dir, self._info)
         self._header_written = True
 
@@ -247,9 +275,13 @@ class CheckpointForViz(keras.callbacks.Callback):
 
     # --- helpers ------------------------------------------------------------
 
-    def _new_info(self, info: dict, chosen) -> dict:
+    def _new_info(self, info: dict, chosen, evaluation, factor_names) -> dict:
         images = None if chosen is None else chosen.images
-        return {**info,
+        return {**info, "hparams": self.hparams,
+                "eval": None if evaluation is None else {
+                    "n_eval": len(evaluation.indices), "seed": self.seed + 1, "method": evaluation.method,
+                    "labels": evaluation.labels is not None,
+                    "factor_names": None if evaluation.factors is None else factor_names},
                 "value_range": list(self.value_range or _infer_range(images)),
                 "samples": None if chosen is None else {
                     "n_samples": self.n_samples, "seed": self.seed, "source": chosen.source,
@@ -286,6 +318,41 @@ class CheckpointForViz(keras.callbacks.Callback):
             then = next(consequence for start, consequence in CONSEQUENCES if label.startswith(start))
             warnings.warn(f"CheckpointForViz could not write {label} to `{self.run_dir}` "
                           f"({type(err).__name__}: {err}). Training goes on; {then}.", stacklevel=3)
+
+
+def _analysis_set(indexable, labels, factors, factor_names, n_eval) -> tuple:
+    """Return (n_eval, labels, factors, factor_names) checked against the data, or raise naming what is wrong."""
+    n = None if indexable is None else len(indexable)
+    for name, values in (("labels", labels), ("factors", factors)):
+        if values is not None and (n is None or len(values) != n):
+            raise ValueError(f"{name} must have one entry per image of data, and data must then be an array, an "
+                             f"h5py dataset or a folder. Received: {len(values)} {name} for "
+                             + ("a stream" if n is None else f"{n} images") + ".")
+    if factors is not None:
+        factors = np.asarray(factors)
+        factors = factors[:, None] if factors.ndim == 1 else factors
+        factor_names = list(factor_names or [f"factor{k}" for k in range(factors.shape[1])])
+        if len(factor_names) != factors.shape[1]:
+            raise ValueError(f"factor_names must name each of the {factors.shape[1]} factors. "
+                             f"Received: factor_names={factor_names!r}.")
+    if n_eval is None:
+        n_eval = min(2000, n) if (labels is not None or factors is not None) and n else 0
+    if not (isinstance(n_eval, int) and 0 <= n_eval <= (n or 0)):
+        raise ValueError(f"n_eval must be an integer from 0 to the number of images in data ({n or 0}). "
+                         f"Received: n_eval={n_eval!r}.")
+    return n_eval, labels, factors, factor_names
+
+
+def _json_values(hparams) -> dict | None:
+    if hparams is None:
+        return None
+    import json
+
+    try:
+        return json.loads(json.dumps(dict(hparams)))
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"hparams must be a dict of JSON values (numbers, strings, lists). Received: "
+                         f"{hparams!r} ({err}).") from None
 
 
 def _declared_input_shape(encoder):

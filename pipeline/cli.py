@@ -125,6 +125,9 @@ _OPTIONS = [
                  help="`prior` (others at 0) or `posterior:K` (walk around K samples' encodings)."),
     click.option("--manifold-dims", callback=_parsed(_dims),
                  help="Two latents `i,j` for the manifold. [default: the two most active]"),
+    click.option("--clusters-proj", type=click.Choice(["active", "pca"]), default="active", show_default=True,
+                 help="Axes of the clusters view: the two most active latents, or the first two principal "
+                      "components of the last checkpoint's codes."),
     click.option("--traverse-epoch", type=int, help="Checkpoint of traversal.gif. [default: the last]"),
     click.option("--conditions", "condition_choice", callback=_parsed(lambda v: tuple(int(k) for k in v.split(","))),
                  help="A conditional VAE's conditions to draw the walk, manifold, samples and traversal for: "
@@ -164,7 +167,7 @@ def settings_from(o: dict) -> RenderSettings:
         latents=Latents(walk_steps=o["walk_steps"], walk_range=o["walk_range"], walk_anchor=o["walk_anchor"],
                         sort_latents=o["sort_latents"], active_kl=o["active_kl"], max_latents=o["max_latents"],
                         manifold_dims=o["manifold_dims"], traverse_epoch=o["traverse_epoch"],
-                        conditions=o["condition_choice"],
+                        conditions=o["condition_choice"], clusters_proj=o["clusters_proj"],
                         n_prior=o["n_prior"], interp_pairs=o["interp_pairs"], interp_steps=o["interp_steps"]),
         animation=Animation(fps=o["fps"], mp4=o["mp4"], tensorboard=o["tensorboard"]),
         selection=Selection(every=o["every"], epochs=None if o["epochs"] is None else frozenset(o["epochs"]),

@@ -75,18 +75,31 @@ def _outline(name: str, points: int = 96):
 # --- user data -------------------------------------------------------------
 
 
-def load(spec: str | Path, *, image_size: int | None = None, channels: int | None = None,
-         n: int = 4096, seed: int = 0):
-    """Return (images, names): the data a training or render command names.
+@dataclass
+class Dataset:
+    """Images and what is known of them: file names, labels (classes), generative factors."""
 
-    spec : `shapes`, an image folder, a `.npy` / `.npz` file, or `file.h5:dataset`.
-    names : the sorted file names of an image folder, else None.
+    images: np.ndarray
+    names: list | None = None  # an image folder's files, relative to it
+    labels: np.ndarray | None = None  # `shapes`: the shape's name; a folder of class folders: the folder's name
+    factors: np.ndarray | None = None  # `shapes`: (N, 5) shape, scale, rotation, x, y
+    factor_names: list | None = None
+
+
+def load(spec: str | Path, *, image_size: int | None = None, channels: int | None = None,
+         n: int = 4096, seed: int = 0) -> Dataset:
+    """Return the Dataset a training or render command names.
+
+    spec : `shapes`, an image folder (or a folder of class folders), a `.npy` / `.npz` file, or `file.h5:dataset`.
     image_size, channels : conform images to this size and channel count.
     """
     spec = str(spec)
+    labels = factors = factor_names = None
     if spec == "shapes":
-        images, _ = shapes(n, size=image_size or 64, seed=seed)
-        names = None
+        images, made = shapes(n, size=image_size or 64, seed=seed)
+        names, factor_names = None, list(made)
+        labels = np.asarray(SHAPE_NAMES)[made["shape"]]
+        factors = np.stack([made[k] for k in factor_names], axis=1).astype(np.float64)
     else:
         path, _, dataset = spec.partition(":") if _is_h5_spec(spec) else (spec, "", "")
         p = Path(path)
@@ -95,6 +108,7 @@ def load(spec: str | Path, *, image_size: int | None = None, channels: int | Non
                             f"a .npy/.npz file, or `file.h5:dataset`.")
         if p.is_dir():
             images, names = load_folder(p)
+            labels = folder_labels(p, image_files(p))
         elif p.suffix.lower() in (".npy", ".npz"):
             images, names = _load_numpy(p), None
         elif p.suffix.lower() in (".h5", ".hdf5"):
@@ -102,7 +116,7 @@ def load(spec: str | Path, *, image_size: int | None = None, channels: int | Non
         else:
             raise DataError(f"Data `{spec}` has an unknown kind `{p.suffix}`. Expected an image "
                             f"folder, .npy, .npz, or `file.h5:dataset`.")
-    return conform(images, image_size=image_size, channels=channels), names
+    return Dataset(conform(images, image_size=image_size, channels=channels), names, labels, factors, factor_names)
 
 
 def _is_h5_spec(spec: str) -> bool:
@@ -181,8 +195,21 @@ def read_image(path: Path) -> np.ndarray:
 
 
 def image_files(folder: Path) -> list[Path]:
-    """Return the image files of `folder`, sorted by name (the order indices refer to)."""
-    return sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    """Return the image files of `folder`, sorted by name (the order indices refer to); a folder of class
+    folders (no images of its own): the images of its sub-folders, by folder then name."""
+    folder = Path(folder)
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if files:
+        return files
+    return [p for sub in sorted(d for d in folder.iterdir() if d.is_dir())
+            for p in sorted(sub.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES]
+
+
+def folder_labels(folder: Path, files: list[Path]) -> np.ndarray | None:
+    """Return each file's class, the name of its sub-folder, when `files` come from class folders; else None."""
+    if not files or files[0].parent == Path(folder):
+        return None
+    return np.asarray([p.parent.name for p in files])
 
 
 def load_folder(folder: Path, files: list[Path] | None = None):
@@ -196,7 +223,7 @@ def load_folder(folder: Path, files: list[Path] | None = None):
         if im.shape != first:
             raise DataError(f"`{p}` has shape {im.shape}, but `{files[0]}` has {first}. "
                             f"All images of a folder must share one shape.")
-    return np.stack(images), [p.name for p in files]
+    return np.stack(images), [str(p.relative_to(folder)) for p in files]
 
 
 def conform(images: np.ndarray, *, image_size: int | None = None, channels: int | None = None) -> np.ndarray:
@@ -243,6 +270,8 @@ class Chosen:
     n_total: int | None  # None for a stream
     names: list | None = None  # the files of an image folder
     conditions: np.ndarray | None = None
+    labels: np.ndarray | None = None
+    factors: np.ndarray | None = None
 
 
 def describe_source(data):
@@ -256,14 +285,14 @@ def describe_source(data):
     if data is None:
         return None, None, None
     if isinstance(data, (str, Path)):
-        folder = Path(data)
+        folder = Path(data).resolve()
         if not folder.is_dir():
             raise ValueError(f"data must be a numpy array, an h5py dataset or an image folder. "
                              f"Received: data={str(data)!r}, which is not a folder.")
         files = image_files(folder)
         if not files:
             raise ValueError(f"data folder `{folder}` holds no images ({', '.join(IMAGE_SUFFIXES)}).")
-        return files, str(folder.resolve()), files
+        return files, str(folder), files
     try:
         import h5py
 
@@ -346,12 +375,15 @@ def sample_stream(data, n_samples: int, seed: int) -> tuple[np.ndarray, np.ndarr
     return np.stack([kept[i] for i in order]), np.asarray(positions, np.int64)[order], method
 
 
-def choose_samples(data, *, n_samples: int, seed: int, conditions=None, input_shape=None) -> Chosen | None:
+def choose_samples(data, *, n_samples: int, seed: int, conditions=None, labels=None, factors=None,
+                   input_shape=None) -> Chosen | None:
     """Return the fixed samples of `data` (see `describe_source`), or None without data.
 
     Arrays, h5py datasets and folders: `n_samples` sorted indices drawn without
-    replacement with numpy's default_rng(seed). A folder's images are conformed
-    to `input_shape` (H, W, C) when it is known.
+    replacement with numpy's default_rng(seed), with the conditions, labels and
+    factors (aligned with data; a folder of class folders labels itself) of the
+    chosen images. A folder's images are conformed to `input_shape` (H, W, C)
+    when it is known.
     """
     from pipeline import run
 
@@ -373,6 +405,8 @@ def choose_samples(data, *, n_samples: int, seed: int, conditions=None, input_sh
             images = conform(images, image_size=h if h == w else None, channels=c)
     else:
         images = np.asarray(indexable[indices])  # h5py needs increasing indices: sorted
+    if files is not None and labels is None:
+        labels = folder_labels(Path(source), files)
     method = "numpy default_rng(seed).choice(n_total, n_samples, replace=False), sorted"
-    return Chosen(images, indices, source, method, len(indexable), names,
-                  None if conditions is None else np.asarray(conditions)[indices])
+    picked = [None if a is None else np.asarray(a)[indices] for a in (conditions, labels, factors)]
+    return Chosen(images, indices, source, method, len(indexable), names, *picked)

@@ -36,6 +36,7 @@ class Job:
     run_dir: str
     out_dir: str
     samples_path: str | None
+    eval_path: str | None
     tasks: tuple
     threads: int | None
     safe_mode: bool
@@ -115,14 +116,16 @@ def _models(run_dir: str, safe_mode: bool, imports: tuple):
     return _MODELS[key]
 
 
-def _samples(path: str | None):
+def _samples(path: str | None, eval_path: str | None):
+    """Return {"images", "conditions", "eval"} of the run's samples (and evaluation set), cached per process."""
     if path is None:
         return None
-    key = (path, Path(path).stat().st_mtime_ns)
+    key = tuple((p, Path(p).stat().st_mtime_ns) for p in (path, eval_path) if p)
     if key not in _SAMPLES:
         _SAMPLES.clear()
         samples = run.read_samples(path)
-        _SAMPLES[key] = {"images": samples["images"], "conditions": samples["conditions"]}
+        _SAMPLES[key] = {"images": samples["images"], "conditions": samples["conditions"],
+                         "eval": run.read_eval(eval_path) if eval_path else None}
     return _SAMPLES[key]
 
 
@@ -132,7 +135,7 @@ def render_chunk(job: Job) -> list[dict]:
 
     cap_threads(job.threads)
     models = _models(job.run_dir, job.safe_mode, tuple(job.imports))
-    samples = _samples(job.samples_path)
+    samples = _samples(job.samples_path, job.eval_path)
     return [render_checkpoint(models, samples, task, Path(job.out_dir)) for task in job.tasks]
 
 

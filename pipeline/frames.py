@@ -14,23 +14,31 @@ from pathlib import Path
 import numpy as np
 
 from pipeline import grid, plan, run, writers
-from pipeline.latents import kl_per_dim, latent_stats, stats_file
+from pipeline.latents import analysis_summary, kl_per_dim, latent_stats, stats_file
 from pipeline.settings import Decoding
 from pipeline.views.base import ANALYSIS, ANIMATION, Inputs
 
 __all__ = ["encode", "draw_checkpoint", "render_checkpoint"]
 
 
-def encode(models, samples: dict | None) -> Inputs:
+def encode(models, samples: dict | None, *, analysis: bool = False) -> Inputs:
     """Return the Inputs of the checkpoint loaded in `models`: the samples ({"images" as fed,
-    "conditions"}) shown as images, and their encodings."""
+    "conditions", "eval"}) shown as images, and their encodings; with `analysis`, the analysis set's
+    codes too (the evaluation set's, or the samples' without one)."""
     if samples is None:
         return Inputs(latent_dim=models.latent_dim)
     fed, conditions = samples["images"], samples.get("conditions")
     z_mean, z_log_var = models.encode(fed, conditions)
     kl = None if z_log_var is None else kl_per_dim(z_mean, z_log_var).tolist()
+    found = {}
+    if analysis:
+        evaluation = samples.get("eval")
+        found = {"analysis_z": z_mean} if evaluation is None else {
+            "analysis_z": models.encode(evaluation["images"], evaluation["conditions"])[0],
+            "analysis_labels": evaluation["labels"],
+            "analysis_factors": evaluation["factors"]}
     return Inputs(latent_dim=models.latent_dim, images=np.asarray(fed).reshape(len(fed), *models.image_shape),
-                  z_mean=z_mean, z_log_var=z_log_var, kl=kl, conditions=conditions)
+                  z_mean=z_mean, z_log_var=z_log_var, kl=kl, conditions=conditions, **found)
 
 
 def _codes(view, s, inputs: Inputs, decoding: Decoding):
@@ -90,11 +98,14 @@ def _write(view, s, drawing, out_dir: Path, epoch: int) -> str:
     return name
 
 
-def _statistics(models, inputs: Inputs) -> dict:
-    """Return the epoch's latent statistics, and how well logits or probabilities fit an undecided decoder."""
+def _statistics(models, inputs: Inputs, settings) -> dict:
+    """Return the epoch's latent statistics, how well logits or probabilities fit an undecided decoder,
+    and (when asked) where the analysis set's codes lie."""
     stats = latent_stats(inputs.z_mean, inputs.z_log_var)
     if models.decides_output:
         stats["decoder_fit"] = models.decoder_fit(inputs.images, inputs.z_mean, inputs.conditions)
+    if settings.analysis_set is not None:
+        stats["analysis"] = analysis_summary(inputs.analysis_z)
     return stats
 
 
@@ -110,9 +121,10 @@ def render_checkpoint(models, samples: dict | None, task: tuple, out_dir: Path) 
     result = {"epoch": epoch, "files": {}, "error": None, "warning": None}
     try:
         models.load(Path(path))
-        inputs = encode(models, samples)
+        analysis = any(view.needs_analysis for view, _ in work) or bool(stats and stats.analysis_set)
+        inputs = encode(models, samples, analysis=analysis)
         if stats is not None:
-            writers.write_json(out_dir / stats_file(epoch), _statistics(models, inputs))
+            writers.write_json(out_dir / stats_file(epoch), _statistics(models, inputs, stats))
             result["files"][stats_file(epoch)] = plan.frame_record(stamp, stats)
         drawn, nonfinite = draw_checkpoint(models, inputs, work, decoding or Decoding())
         for view, s in work:

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["StatsSettings", "kl_per_dim", "latent_stats", "rank_latents", "stats_file", "read_stats", "csv_bytes",
-           "STATS", "CSV"]
+__all__ = ["StatsSettings", "kl_per_dim", "latent_stats", "analysis_summary", "rank_latents", "stats_file",
+           "read_stats", "csv_bytes", "STATS", "CSV"]
 
 STATS = "latents"  # folder of the per-epoch statistics
 CSV = "latents.csv"
@@ -25,6 +25,7 @@ class StatsSettings:
     """What an epoch's statistics depend on besides its checkpoint (recorded in the manifest)."""
 
     samples: dict  # stamp of the samples encoded
+    analysis_set: dict | None = None  # stamp of the analysis set summarized too (when a view needs it)
 
 
 def kl_per_dim(z_mean: np.ndarray, z_log_var: np.ndarray) -> np.ndarray:
@@ -37,6 +38,22 @@ def latent_stats(z_mean: np.ndarray, z_log_var: np.ndarray | None) -> dict:
     """Return {"kl": per-dim KL or None, "mean", "std"} of z_mean over the samples, as lists."""
     return {"kl": None if z_log_var is None else kl_per_dim(z_mean, z_log_var).tolist(),
             "mean": z_mean.mean(axis=0).tolist(), "std": z_mean.std(axis=0).tolist()}
+
+
+def analysis_summary(z: np.ndarray) -> dict:
+    """Return where the analysis set's codes lie: per-latent min and max, and the first two principal
+    components (signs fixed: each component's largest entry is positive) with the projections' range."""
+    from sklearn.decomposition import PCA
+
+    z = np.asarray(z, np.float64)
+    out = {"min": z.min(axis=0).tolist(), "max": z.max(axis=0).tolist()}
+    if z.shape[1] >= 2 and len(z) >= 2:
+        pca = PCA(n_components=2).fit(z)
+        components = pca.components_ * np.sign(pca.components_[np.arange(2), np.abs(pca.components_).argmax(1)])[:, None]
+        projected = (z - pca.mean_) @ components.T
+        out.update(mean=pca.mean_.tolist(), components=components.tolist(),
+                   pca_min=projected.min(axis=0).tolist(), pca_max=projected.max(axis=0).tolist())
+    return out
 
 
 def rank_latents(kl, *, max_latents: int | None = None) -> list[int]:

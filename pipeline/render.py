@@ -14,6 +14,7 @@ imported only by workers, and only when a file must actually be drawn.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -64,6 +65,16 @@ class Source:
     samples: np.ndarray | None
     samples_path: Path | None
     conditions: np.ndarray | None = None
+    evaluation: dict | None = None  # eval.h5: images, labels, factors of the analyses (run.read_eval)
+
+    @property
+    def eval_path(self) -> Path | None:
+        return self.run_dir / run.EVAL_H5 if self.evaluation is not None else None
+
+    @property
+    def analysis_stamp(self) -> dict | None:
+        """Stamp of the analysis set: the evaluation set, or the samples without one."""
+        return run.file_stamp(self.eval_path) if self.eval_path else self.samples_stamp
 
     @property
     def images(self) -> np.ndarray | None:
@@ -104,7 +115,7 @@ def render(run_dir, settings: RenderSettings = RenderSettings(), *, progress=Non
     manifest = plan.Manifest(out_dir)
     workers = _Workers(source, manifest, settings, summary, progress, log)
     facts = read_facts(source, settings, workers, note=note)
-    chosen = resolve(settings, facts, source)
+    chosen = resolve(settings, facts, source, note=note)
     _write_inputs(source, manifest, facts.picture, force=settings.selection.force)
     tasks = plan_tasks(source, manifest, chosen, settings, facts.decoding, made=workers.made)
     summary.skipped = len(source.selected) - len({t.checkpoint.epoch for t in tasks}
@@ -112,7 +123,7 @@ def render(run_dir, settings: RenderSettings = RenderSettings(), *, progress=Non
     for epoch, result in workers.draw(tasks).items():
         _count(summary, epoch, result)
     summary.failed = {e: r for e, r in summary.failed.items() if e not in summary.rendered}
-    finish(source, manifest, chosen, settings, summary)
+    finish(source, manifest, chosen, settings, facts, summary)
     summary.rendered.sort()
     summary.seconds = time.perf_counter() - started
     return summary
@@ -158,7 +169,9 @@ def open_run(run_dir: Path, settings: RenderSettings, out_dir: Path, *, note) ->
         raise RunError(f"{run_dir} is a conditional VAE's run, but its samples carry no conditions: the "
                        f"renderer needs them to draw each condition. Train again with CheckpointForViz(..., "
                        f"conditions=c).")
-    return Source(run_dir, info, tuple(checkpoints), tuple(selected), samples, samples_path, conditions)
+    evaluation = run.read_eval(run_dir / run.EVAL_H5) if samples is not None and (run_dir / run.EVAL_H5).is_file() \
+        else None
+    return Source(run_dir, info, tuple(checkpoints), tuple(selected), samples, samples_path, conditions, evaluation)
 
 
 def _samples_source(run_dir: Path, out_dir: Path, info: dict, settings: RenderSettings, note) -> Path | None:
@@ -175,8 +188,8 @@ def _samples_source(run_dir: Path, out_dir: Path, info: dict, settings: RenderSe
     from pipeline import data as data_mod
 
     h, w, c = run.image_shape(info)
-    images, names = data_mod.load(data, image_size=h if h == w else None, channels=c)
-    images = images.reshape(len(images), *info["input_shape"])
+    loaded = data_mod.load(data, image_size=h if h == w else None, channels=c)
+    images, names = loaded.images.reshape(len(loaded.images), *info["input_shape"]), loaded.names
     chosen = info.get("samples") or {}
     n_samples = min(int(chosen.get("n_samples", 64)), len(images))
     indices = run.choose_indices(len(images), n_samples, int(info.get("seed", 0)))
@@ -212,7 +225,28 @@ def read_facts(source: Source, settings: RenderSettings, workers, *, note) -> Fa
                  seed=int(info.get("seed", 0)), epochs=tuple(c.epoch for c in source.checkpoints),
                  last_epoch=source.selected[-1].epoch,
                  decoding=Decoding(_decoder_output(info, stats.get("decoder_fit"), note),
-                                   *_condition_blocks(source, settings.latents.conditions)))
+                                   *_condition_blocks(source, settings.latents.conditions)),
+                 analysis=stats.get("analysis"), analysis_set=source.analysis_stamp, **_analysis_set_facts(source))
+
+
+def _analysis_set_facts(source: Source) -> dict:
+    """Return what the evaluation set tells the analyses: its classes, and its factors' names and levels."""
+    from pipeline.metrics import bin_factors
+
+    evaluation = source.evaluation or {}
+    labels, factors = evaluation.get("labels"), evaluation.get("factors")
+    return {"classes": None if labels is None else tuple(sorted({str(v) for v in labels})),
+            "factor_names": None if factors is None else tuple(evaluation["factor_names"]),
+            "factor_levels": None if factors is None else tuple(
+                int(bin_factors(factors[:, k]).max()) + 1 for k in range(factors.shape[1]))}
+
+
+def _stats_settings(source: Source, settings: RenderSettings) -> latents.StatsSettings | None:
+    """Return what each epoch's statistics record: the samples, and the analysis set when a view needs it."""
+    if source.samples is None:
+        return None
+    wanted = any(views.get(name).needs_analysis for name in settings.views)
+    return latents.StatsSettings(samples=source.samples_stamp, analysis_set=source.analysis_stamp if wanted else None)
 
 
 def _last_stats(source: Source, settings: RenderSettings, workers, note) -> dict | None:
@@ -225,10 +259,10 @@ def _last_stats(source: Source, settings: RenderSettings, workers, note) -> dict
                  else "the encoder outputs no z_log_var") + "; walk rows in index order")
         elif sort is None and source.samples is not None:
             note("the encoder outputs no z_log_var: no KL per latent; walk rows in index order")
-    if source.samples is None or not (source.has_kl or run.decides_output(source.info)):
+    stats = _stats_settings(source, settings)
+    if stats is None or not (source.has_kl or run.decides_output(source.info) or stats.analysis_set):
         return None
     last = source.selected[-1]
-    stats = latents.StatsSettings(samples=source.samples_stamp)
     for epoch, result in workers.draw(plan.stale_tasks(workers.manifest, [last], [], stats,
                                                        force=settings.selection.force)).items():
         if result["error"]:
@@ -285,19 +319,24 @@ def _condition_blocks(source: Source, wanted) -> tuple:
 # --- resolve, plan_tasks -----------------------------------------------------
 
 
-def resolve(settings: RenderSettings, facts: Facts, source: Source) -> list[tuple]:
-    """Return [(view, its settings)] of the chosen views, in registry order; those needing samples
-    are left out of a run without them."""
-    chosen = [views.get(name) for name in views.names() if name in settings.views]
-    return [(view, view.settings(settings, facts)) for view in chosen
-            if not (view.needs_samples and source.samples is None)]
+def resolve(settings: RenderSettings, facts: Facts, source: Source, *, note) -> list[tuple]:
+    """Return [(view, its settings)] of the chosen views, in registry order; a view this run cannot have
+    (no samples, no factors, ...) is left out with a note saying what it needs."""
+    chosen = []
+    for view in (views.get(name) for name in views.names() if name in settings.views):
+        reason = None if not view.needs_samples or source.samples is not None else "no samples"
+        reason = reason or view.unavailable(facts)
+        if reason is None:
+            chosen.append((view, view.settings(settings, facts)))
+        elif reason != "no samples":  # said once already, by open_run
+            note(f"not drawn: {reason}")
+    return chosen
 
 
 def plan_tasks(source: Source, manifest: plan.Manifest, chosen, settings: RenderSettings, decoding, *,
                made) -> list:
     """Return the tasks that draw every missing or stale file of the chosen views (and statistics)."""
-    force = settings.selection.force
-    stats = latents.StatsSettings(samples=source.samples_stamp) if source.samples is not None else None
+    force, stats = settings.selection.force, _stats_settings(source, settings)
     tasks = plan.stale_tasks(manifest, list(source.selected), [(v, s) for v, s in chosen if v.per_checkpoint],
                              stats, decoding=decoding, force=force, made=made)
     return plan.add_animations(tasks, manifest, list(source.checkpoints),
@@ -336,7 +375,8 @@ class _Workers:
         n_jobs = max(1, ex.jobs or execute.cores())
         jobs = execute.chunked([t.plain() for t in tasks], n_jobs=n_jobs, run_dir=str(self.source.run_dir),
                                out_dir=str(self.manifest.out_dir), safe_mode=ex.safe_mode, imports=tuple(ex.imports),
-                               samples_path=None if self.source.samples_path is None else str(self.source.samples_path))
+                               samples_path=None if self.source.samples_path is None else str(self.source.samples_path),
+                               eval_path=None if self.source.eval_path is None else str(self.source.eval_path))
         self.log(f"rendering {len(tasks)} checkpoints with {n_jobs} job(s) x {jobs[0].threads} thread(s)")
         where = "inline" if n_jobs == 1 and ex.backend == "loky" else ex.backend
         by_task, by_epoch = {t.checkpoint.epoch: t for t in tasks}, {}
@@ -364,7 +404,8 @@ class _Workers:
 # --- finish ------------------------------------------------------------------
 
 
-def finish(source: Source, manifest: plan.Manifest, chosen, settings: RenderSettings, summary: Summary) -> None:
+def finish(source: Source, manifest: plan.Manifest, chosen, settings: RenderSettings, facts: Facts,
+           summary: Summary) -> None:
     """Write what is made of all epochs: run pictures, GIFs, TensorBoard, latents.csv, the report, the manifest."""
     from pipeline import animate
     from pipeline.report import write_report
@@ -378,6 +419,8 @@ def finish(source: Source, manifest: plan.Manifest, chosen, settings: RenderSett
             writers.update_bytes(manifest.out_dir / name, data)
         if view.kind == RUN_PICTURE:
             summary.rebuilt += _run_picture(manifest, view, s, stats, force=force)
+        if view.summary_files:
+            summary.rebuilt += _collected(manifest, view, s, selected, force=force)
     animated = [view for view, _ in chosen if view.animated]
     summary.rebuilt += animate.build_animations(manifest, selected, animated, settings.animation, history,
                                                 force=force)
@@ -385,7 +428,7 @@ def finish(source: Source, manifest: plan.Manifest, chosen, settings: RenderSett
         summary.rebuilt += animate.write_tensorboard(manifest, selected, animated, history, force=force)
     if stats:
         writers.update_bytes(manifest.out_dir / latents.CSV, latents.csv_bytes(stats))
-    write_report(manifest, source=source, chosen=chosen, settings=settings, history=history)
+    write_report(manifest, source=source, chosen=chosen, settings=settings, picture=facts.picture, history=history)
     manifest.save()
 
 
@@ -400,6 +443,24 @@ def _run_picture(manifest: plan.Manifest, view, s, stats: dict, *, force: bool) 
     writers.write_png(manifest.out_dir / name, view.summarize(s, stats))
     manifest.files[name] = entry
     return [name]
+
+
+def _collected(manifest: plan.Manifest, view, s, selected, *, force: bool) -> list[str]:
+    """Write what an ANALYSIS view of numbers gathers from every rendered epoch (metrics.csv, ...) unless fresh."""
+    epochs = manifest.rendered_epochs(view.file, selected)
+    if not epochs:
+        return []
+    entry = {"settings": record(s), "epochs": [[e, manifest.files[view.file(e)]] for e in epochs]}
+    if not force and all(manifest.is_fresh(name, entry) for name in view.summary_files):
+        return []
+    results = {e: json.loads((manifest.out_dir / view.file(e)).read_text()) for e in epochs}
+    for name, data in view.collect(s, results).items():
+        if isinstance(data, np.ndarray):
+            writers.write_png(manifest.out_dir / name, data)
+        else:
+            writers.write_output(manifest.out_dir / name, data)
+        manifest.files[name] = entry
+    return list(view.summary_files)
 
 
 # --- many runs, and runs still training ------------------------------------

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import io
 import json
 from pathlib import Path
 
@@ -33,23 +32,12 @@ def metric_names(history: dict) -> list[str]:
 
 def draw_history(path: Path, history: dict) -> None:
     """Draw the training curves (loss, and recon / kl when logged, then any other metric) against epoch."""
-    import matplotlib
+    from pipeline import plots
 
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
-
-    epochs, keys = sorted(history), metric_names(history)
-    fig = Figure(figsize=(3.2 * len(keys), 2.6), dpi=100, layout="constrained")
-    for i, key in enumerate(keys):
-        ax = fig.add_subplot(1, len(keys), i + 1)
-        xs = [e for e in epochs if key in history[e]]
-        ax.plot(xs, [history[e][key] for e in xs], marker="." if len(xs) < 50 else None)
-        ax.set_title(key)
-        ax.set_xlabel("epoch")
-        ax.grid(alpha=0.3)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", metadata={"Software": None})
-    writers.write_output(path, buf.getvalue())
+    epochs, names = sorted(history), metric_names(history)
+    values = {name: ([e for e in epochs if name in history[e]], [history[e][name] for e in epochs
+                                                               if name in history[e]]) for name in names}
+    writers.write_output(path, plots.to_png(plots.curves({"run": values}, names=names)))
 
 
 def _history_section(manifest: plan.Manifest, history: dict) -> dict:
@@ -72,23 +60,26 @@ def _view_section(manifest: plan.Manifest, view, selected) -> dict | None:
     if not epochs:
         return None
     if not view.animated:
-        return {**section, "links": [(e, view.file(e)) for e in epochs]}
+        made = [name for name in view.summary_files if manifest.has(name)]
+        pictures = [name for name in made if name.endswith(".png")]
+        return {**section, "picture": pictures[0] if pictures else None,
+                "links": [(name, name) for name in made if name not in pictures]
+                + [(f"epoch {e}", view.file(e)) for e in epochs]}
     return {**section, "frames": [[e, view.file(e)] for e in epochs],
             "animations": [a for a in (f"{view.name}.gif", f"{view.name}.mp4") if a in manifest.files]}
 
 
-def _settings_rows(settings, chosen) -> list[tuple[str, str]]:
+def _settings_rows(settings, chosen, picture) -> list[tuple[str, str]]:
     """Return (name, JSON value) rows: the views, how pictures look, and each view's own settings."""
     rows = [("views", json.dumps(list(settings.views)))]
-    picture = chosen[0][1].picture if chosen else settings.picture
     rows += [(k, json.dumps(v)) for k, v in dataclasses.asdict(picture).items() if v is not None]
     for view, s in chosen:
-        own = {k: v for k, v in dataclasses.asdict(s).items() if k not in ("picture", "samples")}
+        own = {k: v for k, v in dataclasses.asdict(s).items() if k not in ("picture", "samples", "analysis_set")}
         rows.append((view.name, json.dumps(own, default=str)))
     return rows
 
 
-def write_report(manifest: plan.Manifest, *, source, chosen, settings, history: dict) -> None:
+def write_report(manifest: plan.Manifest, *, source, chosen, settings, picture, history: dict) -> None:
     """Write `index.html` (and `history.png` when the history changed) into the outputs folder.
 
     The page is a pure function of what the template is given: when that is
@@ -104,7 +95,7 @@ def write_report(manifest: plan.Manifest, *, source, chosen, settings, history: 
     notes = [f"not drawn: {', '.join(missing)} (they need the run's samples: pass --data PATH)"] if missing else []
     context = dict(
         name=Path(source.run_dir).name, run_dir=str(source.run_dir), n_epochs=len(selected),
-        first=selected[0].epoch, last=selected[-1].epoch, settings=_settings_rows(settings, chosen),
+        first=selected[0].epoch, last=selected[-1].epoch, settings=_settings_rows(settings, chosen, picture),
         sections=sections, notes=notes,
         latents_csv=latents.CSV if (manifest.out_dir / latents.CSV).exists() else None,
         frames_json=json.dumps({s["id"]: s["frames"] for s in sections if s.get("frames")}).replace("</", "<\\/"))

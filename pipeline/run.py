@@ -36,6 +36,7 @@ WEIGHTS_FORMAT = "vaeviz-weights"
 
 RUN_JSON = "run.json"
 SAMPLES_H5 = "samples.h5"
+EVAL_H5 = "eval.h5"
 HISTORY_CSV = "history.csv"
 WEIGHTS_DIR = "weights"
 # Only final names match: temporary files start with a dot and end in `.tmp`.
@@ -177,14 +178,23 @@ def choose_indices(n_total: int, n_samples: int, seed: int) -> np.ndarray:
     return np.sort(rng.choice(n_total, size=n_samples, replace=False)).astype(np.int64)
 
 
+def _write_strings(f, name: str, values) -> None:
+    import h5py
+
+    f.create_dataset(name, data=np.asarray([str(v) for v in values], dtype=object), dtype=h5py.string_dtype())
+
+
+def _read_strings(f, name: str) -> list[str] | None:
+    return [v.decode() if isinstance(v, bytes) else str(v) for v in f[name][()]] if name in f else None
+
+
 def write_samples(path: Path, *, indices, images, names=None, conditions=None, seed: int, source: str) -> None:
     """Write the fixed samples (indices, images exactly as fed, optional file names and conditions)."""
     def fill(f):
         f.create_dataset("indices", data=np.asarray(indices, dtype=np.int64))
         f.create_dataset("images", data=np.asarray(images))
         if names is not None:
-            f.create_dataset("names", data=np.asarray([str(n) for n in names], dtype=object),
-                             dtype=__import__("h5py").string_dtype())
+            _write_strings(f, "names", names)
         if conditions is not None:
             f.create_dataset("conditions", data=np.asarray(conditions))
         f.attrs["seed"] = seed
@@ -199,14 +209,73 @@ def read_samples(path: Path) -> dict:
 
     try:
         with h5py.File(path, "r") as f:
-            names = [n.decode() if isinstance(n, bytes) else str(n) for n in f["names"][()]] \
-                if "names" in f else None
-            return {"indices": f["indices"][()], "images": f["images"][()], "names": names,
+            return {"indices": f["indices"][()], "images": f["images"][()], "names": _read_strings(f, "names"),
                     "conditions": f["conditions"][()] if "conditions" in f else None,
                     "seed": int(f.attrs.get("seed", 0)), "source": str(f.attrs.get("source", ""))}
     except (OSError, KeyError) as err:
         raise RunError(f"`{path}` is not a readable samples file ({err}). Delete it and pass "
                        f"`--data PATH` to choose the samples again from the training data.") from err
+
+
+# --- eval.h5: the evaluation set of the analyses ------------------------------
+
+
+def compact(images: np.ndarray) -> tuple[np.ndarray, float]:
+    """Return (images to store, the scale that gives them back): uint8 levels / 255 where float images are
+    8-bit levels in [0, 1] (4x smaller), else the images as they are with scale 1."""
+    images = np.asarray(images)
+    if images.dtype.kind == "f" and images.size and images.min() >= 0 and images.max() <= 1:
+        levels = np.rint(images * 255.0)
+        if np.abs(levels / 255.0 - images).max() < 1e-6:
+            return levels.astype(np.uint8), 255.0
+    return images, 1.0
+
+
+def write_eval(path: Path, *, indices, images, labels=None, factors=None, factor_names=None, conditions=None,
+               seed: int) -> None:
+    """Write the evaluation set: images as fed (compactly), and their labels, factors and conditions where given."""
+    stored, scale = compact(images)
+
+    def fill(f):
+        f.create_dataset("indices", data=np.asarray(indices, dtype=np.int64))
+        f.create_dataset("images", data=stored, compression="gzip", compression_opts=4)
+        f["images"].attrs["scale"] = scale
+        f["images"].attrs["dtype"] = str(np.asarray(images).dtype)
+        if labels is not None:
+            labels_ = np.asarray(labels)
+            if labels_.dtype.kind in "iub":
+                f.create_dataset("labels", data=labels_.astype(np.int64))
+            else:
+                _write_strings(f, "labels", labels_)
+        if factors is not None:
+            f.create_dataset("factors", data=np.asarray(factors, np.float64))
+            _write_strings(f, "factor_names", factor_names)
+        if conditions is not None:
+            f.create_dataset("conditions", data=np.asarray(conditions))
+        f.attrs["seed"] = seed
+
+    atomic.write_h5(path, fill)
+
+
+def read_eval(path: Path) -> dict:
+    """Return {"indices", "images" (as fed), "labels", "factors", "factor_names", "conditions" (each or None)}
+    of eval.h5."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            images = f["images"]
+            scale, dtype = float(images.attrs.get("scale", 1.0)), str(images.attrs.get("dtype", images.dtype))
+            pixels = images[()]
+            fed = pixels if scale == 1.0 else (pixels / scale).astype(dtype)
+            labels = f["labels"][()] if "labels" in f and f["labels"].dtype.kind in "iu" else _read_strings(f, "labels")
+            return {"indices": f["indices"][()], "images": fed, "labels": None if labels is None else np.asarray(labels),
+                    "factors": f["factors"][()] if "factors" in f else None,
+                    "factor_names": _read_strings(f, "factor_names"),
+                    "conditions": f["conditions"][()] if "conditions" in f else None}
+    except (OSError, KeyError) as err:
+        raise RunError(f"`{path}` is not a readable evaluation set ({err}). Delete it: the analyses then use the "
+                       f"fixed samples.") from err
 
 
 # --- weights ---------------------------------------------------------------

@@ -49,6 +49,7 @@ class Latents:
     active_kl: float = 0.01
     max_latents: int | None = None
     manifold_dims: tuple[int, int] | None = None  # None: the two most active
+    clusters_proj: str = "active"  # active: the two most active latents; pca: the first two principal components
     conditions: tuple[int, ...] | None = None  # a conditional run's: classes (one-hot) or k-th distinct vectors
     traverse_epoch: int | None = None  # None: the last checkpoint
     n_prior: int = 64
@@ -121,6 +122,11 @@ class Facts:
     epochs: tuple[int, ...]  # every checkpoint of the run
     last_epoch: int  # the last selected checkpoint
     decoding: Decoding = field(default_factory=Decoding)
+    analysis: dict | None = None  # the analysis set's codes at the last checkpoint, summarized (see latents)
+    analysis_set: dict | None = None  # stamp of the analysis set: eval.h5, or the samples without one
+    classes: tuple | None = None  # the analysis set's labels, sorted
+    factor_names: tuple | None = None
+    factor_levels: tuple | None = None  # distinct values of each factor (binned into 10 when more)
 
 
 def record(settings) -> dict:

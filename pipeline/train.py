@@ -31,9 +31,12 @@ import click
 @click.option("--n-samples", default=64, show_default=True, type=click.IntRange(min=1),
               help="Fixed samples kept for rendering.")
 @click.option("--every", default="1", show_default=True, help="Checkpoint every N epochs, or `log`.")
+@click.option("--n-eval", default=2000, show_default=True, type=click.IntRange(min=0),
+              help="Images of the evaluation set the clusters and metrics views use (data with labels or factors: "
+                   "`shapes`, or a folder of class folders).")
 @click.option("--seed", default=0, show_default=True, type=int)
 def main(data, run_dir, epochs, latent_dim, image_size, batch_size, beta, filters, n_images, n_samples,
-         every, seed):
+         every, n_eval, seed):
     """Train the reference convolutional VAE and save a run directory for rendering.
 
     \b
@@ -54,9 +57,10 @@ def main(data, run_dir, epochs, latent_dim, image_size, batch_size, beta, filter
     from pipeline import data as data_mod
 
     try:
-        images, _ = data_mod.load(data, image_size=image_size, n=n_images, seed=seed)
+        loaded = data_mod.load(data, image_size=image_size, n=n_images, seed=seed)
     except data_mod.DataError as err:
         raise click.ClickException(str(err)) from err
+    images = loaded.images
     channels = images.shape[-1]
     if not 1 <= channels <= 16:
         raise click.ClickException(f"Data has {channels} channels; the reference model takes 1 to 16.")
@@ -70,7 +74,14 @@ def main(data, run_dir, epochs, latent_dim, image_size, batch_size, beta, filter
     keras.utils.set_random_seed(seed)
     model = ImageVAE(image_size=image_size, channels=channels, latent_dim=latent_dim, filters=filters, beta=beta)
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
-    callback = CheckpointForViz(run_dir, images, n_samples=min(n_samples, len(images)), seed=seed, every=every)
+    hparams = {"data": data, "epochs": epochs, "latent_dim": latent_dim, "image_size": image_size,
+               "batch_size": batch_size, "beta": beta, "filters": filters, "n_images": len(images),
+               "learning_rate": 1e-3, "seed": seed}
+    callback = CheckpointForViz(run_dir, images, n_samples=min(n_samples, len(images)), seed=seed, every=every,
+                                labels=loaded.labels, factors=loaded.factors, factor_names=loaded.factor_names,
+                                n_eval=min(n_eval, len(images)) if (loaded.labels is not None or
+                                                                   loaded.factors is not None) else 0,
+                                hparams=hparams)
     try:
         model.fit(images, epochs=epochs, batch_size=batch_size, shuffle=True, callbacks=[callback],
                   verbose=1 if sys.stderr.isatty() else 2)

@@ -109,3 +109,31 @@ def gif_frames():
             return out
 
     return frames
+
+
+@pytest.fixture
+def open_page():
+    """Return `open_page(html_path) -> (page, requests)`: the page in headless Debian Chromium (driven by
+    Playwright), loaded, and the list of every URL it requested. Skips where Chromium is not installed."""
+    import shutil
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("Debian's chromium is not installed (`make test` installs it with apt-get where it can; "
+                    "run `apt-get install chromium` as root)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run"])
+
+        def open_(path: Path):
+            page, requests = browser.new_page(viewport={"width": 1200, "height": 900}), []
+            page.on("request", lambda r: requests.append(r.url))
+            page.goto(Path(path).as_uri())
+            page.wait_for_load_state("load")
+            return page, requests
+
+        yield open_
+        browser.close()

@@ -62,7 +62,8 @@ def test_shapes_x_factor_moves_the_centre_of_mass(shapes64):
 def test_16_bit_tiff_folder_scales_by_65535(tmp_path):
     tifffile.imwrite(tmp_path / "a.tif", np.full((8, 8), 65535, np.uint16))
     tifffile.imwrite(tmp_path / "b.tif", np.full((8, 8), 32768, np.uint16))
-    images, names = data.load(tmp_path)
+    loaded = data.load(tmp_path)
+    images, names = loaded.images, loaded.names
     assert names == ["a.tif", "b.tif"]
     assert images.shape == (2, 8, 8, 1)
     assert images.dtype == np.float32
@@ -83,21 +84,21 @@ def test_5_channel_tiff_folder(tmp_path):
 
 def test_8_bit_png_folder_scales_by_255(tmp_path):
     iio.imwrite(tmp_path / "a.png", np.full((8, 8), 51, np.uint8))
-    images, _ = data.load(tmp_path)
+    images = data.load(tmp_path).images
     np.testing.assert_allclose(images, 0.2, rtol=1e-6)
 
 
 def test_load_resizes_to_image_size(tmp_path):
     for i in range(2):
         iio.imwrite(tmp_path / f"{i}.png", np.full((20, 30), 255, np.uint8))
-    images, _ = data.load(tmp_path, image_size=8)
+    images = data.load(tmp_path, image_size=8).images
     assert images.shape == (2, 8, 8, 1)
     np.testing.assert_allclose(images, 1.0, atol=1e-6)
 
 
 def test_load_conforms_channels(tmp_path):
     iio.imwrite(tmp_path / "a.png", np.full((8, 8), 255, np.uint8))
-    images, _ = data.load(tmp_path, channels=3)
+    images = data.load(tmp_path, channels=3).images
     assert images.shape == (1, 8, 8, 3)
 
 
@@ -134,7 +135,8 @@ def test_missing_path_raises(tmp_path):
 def test_load_npy(tmp_path):
     array = np.random.default_rng(0).random((4, 8, 8)).astype(np.float32)
     np.save(tmp_path / "x.npy", array)
-    images, names = data.load(tmp_path / "x.npy")
+    loaded = data.load(tmp_path / "x.npy")
+    images, names = loaded.images, loaded.names
     assert names is None
     assert images.shape == (4, 8, 8, 1)
     np.testing.assert_array_equal(images[..., 0], array)
@@ -143,7 +145,7 @@ def test_load_npy(tmp_path):
 def test_load_npz(tmp_path):
     array = np.arange(2 * 4 * 4 * 3, dtype=np.uint8).reshape(2, 4, 4, 3)
     np.savez(tmp_path / "d.npz", images=array, labels=np.arange(2))
-    images, _ = data.load(tmp_path / "d.npz")
+    images = data.load(tmp_path / "d.npz").images
     assert images.shape == (2, 4, 4, 3)
     np.testing.assert_allclose(images, array / 255, rtol=1e-6)
 
@@ -153,7 +155,8 @@ def test_load_h5_dataset_spec(tmp_path):
     with h5py.File(tmp_path / "d.h5", "w") as f:
         f["group/train"] = array
         f["other"] = np.zeros((1, 8, 8))
-    images, names = data.load(f"{tmp_path / 'd.h5'}:group/train")
+    loaded = data.load(f"{tmp_path / 'd.h5'}:group/train")
+    images, names = loaded.images, loaded.names
     assert names is None
     np.testing.assert_array_equal(images, array)
 

@@ -12,7 +12,6 @@ from pipeline.animate import caption_text
 
 SIZE, PAD, EPOCHS = 16, 2, 3
 ALL_VIEWS = "recon,walk,manifold,samples,interp,traversal"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 @pytest.fixture(scope="module")
@@ -26,33 +25,22 @@ def report_out(render, tiny_run, tmp_path_factory):
 # --- index.html in a real browser --------------------------------------------
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (`make test` installs it "
-                    "with apt-get where it can; run `apt-get install chromium` as root)")
-def test_report_opens_from_a_moved_copy_every_image_loads_and_the_slider_steps(report_out, tmp_path):
-    from playwright.sync_api import sync_playwright
-
+def test_report_opens_from_a_moved_copy_every_image_loads_and_the_slider_steps(report_out, tmp_path, open_page):
     moved = tmp_path / "mailed" / "o"
     shutil.copytree(report_out, moved)  # relative links only: the folder works anywhere
-    requests = []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
-        page = browser.new_page(viewport={"width": 1200, "height": 900})
-        page.on("request", lambda r: requests.append(r.url))
-        page.goto((moved / "index.html").as_uri())
-        page.wait_for_load_state("load")
-        sizes = page.eval_on_selector_all("img", "imgs => imgs.map(i => [i.getAttribute('src'), i.naturalWidth])")
-        assert len(sizes) >= 8
-        assert [src for src, width in sizes if width == 0] == []
-        img = page.locator("#frame-walk")
-        assert img.get_attribute("src") == f"walk/epoch_{EPOCHS:04d}.png"
-        page.locator("#slider-walk").fill("0")  # sets the value and fires `input`
-        assert img.get_attribute("src") == "walk/epoch_0001.png"
-        assert page.locator("#label-walk").inner_text() == "epoch 1"
-        page.wait_for_function("document.getElementById('frame-walk').naturalWidth > 0")
-        page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
-        browser.close()
+    page, requests = open_page(moved / "index.html")
+    page.evaluate("document.querySelectorAll('img').forEach(i => i.loading = 'eager')")  # load the lazy ones
+    page.wait_for_function("[...document.images].every(i => i.complete)")
+    sizes = page.eval_on_selector_all("img", "imgs => imgs.map(i => [i.getAttribute('src'), i.naturalWidth])")
+    assert len(sizes) >= 8
+    assert [src for src, width in sizes if width == 0] == []
+    img = page.locator("#frame-walk")
+    assert img.get_attribute("src") == f"walk/epoch_{EPOCHS:04d}.png"
+    page.locator("#slider-walk").fill("0")  # sets the value and fires `input`
+    assert img.get_attribute("src") == "walk/epoch_0001.png"
+    assert page.locator("#label-walk").inner_text() == "epoch 1"
+    page.wait_for_function("document.getElementById('frame-walk').naturalWidth > 0")
+    page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
     assert (tmp_path / "report.png").stat().st_size > 0
     assert requests and all(url.startswith("file://") for url in requests), \
         [u for u in requests if not u.startswith("file://")]

@@ -30,6 +30,7 @@ CHANGES = {
     ("--traverse-epoch", "1"): ("latents.traverse_epoch", {"traversal"}),
     ("--n-prior", "5"): ("latents.n_prior", {"samples"}),
     ("--conditions", "0"): ("latents.conditions", set()),  # this run is not conditional: nothing reads it
+    ("--clusters-proj", "pca"): ("latents.clusters_proj", set()),  # clusters is not among ALL here
     ("--interp-pairs", "2"): ("latents.interp_pairs", {"interp"}),
     ("--interp-steps", "4"): ("latents.interp_steps", {"interp"}),
     ("--fps", "2"): ("animation.fps", {"traversal"}),

@@ -40,7 +40,7 @@ from pipeline.views.base import ANALYSIS, ANIMATION, FRAME, KINDS, RUN_PICTURE, 
 
 __all__ = ["BUILTIN", "register", "names", "get", "View", "Inputs", "FRAME", "ANALYSIS", "RUN_PICTURE", "ANIMATION"]
 
-BUILTIN = ("recon", "walk", "manifold", "samples", "interp", "traversal")
+BUILTIN = ("recon", "walk", "kl", "manifold", "samples", "interp", "traversal", "clusters", "metrics")
 _REGISTRY: dict[str, View] = {}
 
 

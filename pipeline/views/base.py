@@ -34,6 +34,9 @@ class Inputs:
     z_mean, z_log_var : (N, latent_dim) float32 encodings of `images` (z_log_var None if the encoder has none).
     kl : each latent's KL to N(0, 1) at this checkpoint (a list), or None.
     conditions : (N, K) the samples' conditions in a conditional run, else None.
+    analysis_z, analysis_labels, analysis_factors : z_mean of the analysis set (the
+        evaluation set, or the fixed samples without one), its labels and factors
+        (each or None); encoded only when a view that needs it is drawn.
     """
 
     latent_dim: int
@@ -42,6 +45,9 @@ class Inputs:
     z_log_var: np.ndarray | None = None
     kl: list | None = None
     conditions: np.ndarray | None = None
+    analysis_z: np.ndarray | None = None
+    analysis_labels: np.ndarray | None = None
+    analysis_factors: np.ndarray | None = None
 
 
 class View:
@@ -59,8 +65,14 @@ class View:
     about: str = ""
     kind: str = FRAME
     needs_samples: bool = False
+    needs_analysis: bool = False  # reads Inputs.analysis_* (the evaluation set's codes)
     suffix: str = ".png"
+    summary_files: tuple = ()  # what `collect` writes once per run (ANALYSIS with suffix .json)
     Settings: type = type(None)
+
+    def unavailable(self, facts) -> str | None:
+        """Return why this run cannot have this view (said in a note, the rest renders), or None."""
+        return None
 
     def settings(self, options, facts):
         """Return this view's Settings from the user's RenderSettings and the run's Facts.
@@ -89,6 +101,10 @@ class View:
     def summarize(self, s, stats: dict):
         """RUN_PICTURE: return a uint8 grid from {epoch: {"kl", "mean", "std"}} of every rendered checkpoint."""
         raise NotImplementedError
+
+    def collect(self, s, results: dict) -> dict:
+        """ANALYSIS with numbers: return {file name: bytes or uint8 grid} from {epoch: its numbers}."""
+        return {}
 
     def run_files(self, s) -> dict:
         """Return {name: bytes} of files it writes once per run beside its pictures (default none)."""
