@@ -6,8 +6,10 @@ STAMP  := $(VENV)/.installed
 RUN    ?=
 EVERY  ?=
 DEMO_EPOCHS ?= 20
-DEMO_BETA   ?= 3
-DEMO_VIEWS  ?= recon,walk,manifold,samples,interp,traversal
+DEMO_BETA   ?= 2
+DEMO_TRAIN  ?= --data shapes --image-size 32 --latent-dim 8 --n-images 4096 --n-eval 2000
+DEMO_VIEWS  ?= recon,walk,kl,manifold,samples,interp,traversal,clusters,metrics
+DEMO_RENDER := checkpoints/demo --out outputs/demo --views $(DEMO_VIEWS) --scale 2
 
 .PHONY: install browser test test-fast demo render compare bench clean
 
@@ -36,21 +38,31 @@ test-fast: install
 	$(PY) -m pytest -q -m "not slow"
 
 # Trains once; a second `make demo` only re-renders (rm -rf checkpoints/demo to train again).
+# Trains the reference VAE while a second process renders its checkpoints as they appear (--follow), so
+# outputs/demo/index.html fills in during training; prints its own wall time at the end. A second
+# `make demo` only re-renders (rm -rf checkpoints/demo to train again).
 demo: install
-	@if grep -qs '"finished": true' checkpoints/demo/run.json; then \
+	@start=$$(date +%s); \
+	echo "Open outputs/demo/index.html: it fills in as the epochs finish (reload it)."; \
+	if grep -qs '"finished": true' checkpoints/demo/run.json; then \
 	  echo "checkpoints/demo is already trained: rendering only (rm -rf checkpoints/demo to train again)"; \
+	  $(PY) -m pipeline.render $(DEMO_RENDER) --quiet || exit 1; \
 	else \
-	  rm -rf checkpoints/demo && \
-	  $(PY) -m pipeline.train --data shapes --run checkpoints/demo --epochs $(DEMO_EPOCHS) --beta $(DEMO_BETA); \
-	fi
-	$(PY) -m pipeline.render checkpoints/demo --out outputs/demo --views $(DEMO_VIEWS)
-	@if command -v chromium >/dev/null 2>&1; then \
+	  rm -rf checkpoints/demo; \
+	  $(PY) -m pipeline.render $(DEMO_RENDER) --follow --poll 1 --idle-timeout 120 --jobs 1 --quiet & follower=$$!; \
+	  $(PY) -m pipeline.train $(DEMO_TRAIN) --run checkpoints/demo --epochs $(DEMO_EPOCHS) --beta $(DEMO_BETA) 2>&1 | cat; \
+	  test -f checkpoints/demo/run.json && grep -qs '"finished": true' checkpoints/demo/run.json \
+	    || { kill $$follower 2>/dev/null; echo "training failed: see above"; exit 1; }; \
+	  wait $$follower || exit 1; \
+	fi; \
+	if command -v chromium >/dev/null 2>&1; then \
 	  chromium --headless --no-sandbox --disable-gpu --disable-background-networking --disable-component-update \
 	    --disable-sync --no-first-run --user-data-dir=$$(mktemp -d) --hide-scrollbars --window-size=1000,1500 \
 	    --screenshot=outputs/demo/report.png "file://$(CURDIR)/outputs/demo/index.html" >/dev/null 2>&1 \
-	  && echo "screenshot of the report: outputs/demo/report.png"; fi
-	@echo "Look at outputs/demo/index.html (the report), or the files beside it: inputs.png, recon.gif,"
-	@echo "walk.gif, manifold.gif, samples.gif, interp.gif, traversal.gif, latents.csv, one PNG per epoch."
+	  && echo "screenshot of the report: outputs/demo/report.png"; fi; \
+	echo "Look at outputs/demo/index.html (the report), or the files beside it: inputs.png, recon.gif, walk.gif,"; \
+	echo "kl.png, manifold.gif, samples.gif, interp.gif, traversal.gif, clusters.gif, metrics.png, one PNG per epoch."; \
+	echo "make demo took $$(( $$(date +%s) - start )) s"
 
 # Without RUN: every run directory under checkpoints/, each into outputs/<run name>.
 render: install

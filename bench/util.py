@@ -87,11 +87,13 @@ class Section:
     seconds: float = 0.0
 
 
-def timed_run(cmd: list[str], *, cwd=None, cpus=None) -> float:
-    """Return the wall time of a subprocess (pinned to `cpus` if given); raise with its stderr if it fails."""
+def timed_run(cmd: list[str], *, cwd=None, cpus=None, env: dict | None = None) -> float:
+    """Return the wall time of a subprocess (pinned to `cpus` if given, with `env` added to the environment);
+    raise with its stderr if it fails."""
     pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
     started = time.perf_counter()
-    result = subprocess.run(cmd, cwd=cwd, env=QUIET_ENV, capture_output=True, text=True, preexec_fn=pin)
+    result = subprocess.run(cmd, cwd=cwd, env={**QUIET_ENV, **(env or {})}, capture_output=True, text=True,
+                            preexec_fn=pin)
     elapsed = time.perf_counter() - started
     if result.returncode != 0:
         raise RuntimeError(f"`{' '.join(map(str, cmd))}` exited {result.returncode}:\n{result.stderr[-3000:]}")

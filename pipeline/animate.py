@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from pipeline import grid, plan, writers
 
-__all__ = ["caption_text", "build_animations", "write_tensorboard", "CAPTION_HEIGHT", "TENSORBOARD"]
+__all__ = ["caption_text", "frame_epochs", "build_animations", "write_tensorboard", "CAPTION_HEIGHT", "TENSORBOARD"]
 
 CAPTION_HEIGHT = 16  # pixels of the band above each GIF frame
 TENSORBOARD = "tensorboard"
@@ -26,12 +28,32 @@ def caption_text(epoch: int, history: dict, width: int) -> str:
     return text
 
 
+def frame_epochs(epochs: list[int], max_frames: int, spacing: str = "even") -> list[int]:
+    """Return at most `max_frames` of `epochs` for an animation, the first and the last always in.
+
+    even: spread evenly over the list; log: denser early, where training changes most.
+    """
+    n = len(epochs)
+    if n <= max_frames:
+        return list(epochs)
+    if spacing == "log":
+        positions = np.geomspace(1, n, max_frames) - 1
+    else:
+        positions = np.linspace(0, n - 1, max_frames)
+    chosen = sorted(set(np.rint(positions).astype(int).tolist()) | {0, n - 1})
+    return [epochs[i] for i in chosen]
+
+
 def build_animations(manifest: plan.Manifest, selected, views, animation, history: dict, *,
                      force: bool) -> list[str]:
-    """Rebuild each animated view's GIF (and MP4 with `animation.mp4`) that is stale; return their names."""
+    """Rebuild each animated view's GIF (and MP4 with `animation.mp4`) that is stale; return their names.
+
+    An animation shows at most `animation.max_frames` epochs (see `frame_epochs`); every epoch keeps its PNG.
+    """
     out_dir, rebuilt = manifest.out_dir, []
     for view in views:
-        epochs = manifest.rendered_epochs(view.file, selected)
+        epochs = frame_epochs(manifest.rendered_epochs(view.file, selected), animation.max_frames,
+                              animation.frame_spacing)
         if not epochs:
             continue
         width = len(str(epochs[-1]))

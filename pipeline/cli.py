@@ -10,12 +10,14 @@ Thin by design: library errors become exit codes (RunError: 2, bad settings:
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from pathlib import Path
 
 import click
 
 from pipeline import plan, views
+from pipeline.quiet import VERBOSE
 from pipeline.render import RunError, follow_run, render, render_runs
 from pipeline.settings import Animation, Execution, Latents, Picture, RenderSettings, Selection
 
@@ -114,6 +116,12 @@ _OPTIONS = [
     click.option("--fps", default=5.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
                  help="GIF frames per second."),
     click.option("--mp4", is_flag=True, help="Also write <view>.mp4 (H.264) beside each GIF."),
+    click.option("--max-frames", default=100, show_default=True, type=click.IntRange(min=2),
+                 help="Epochs a GIF or MP4 shows at most, spread over the run, the first and last always in; "
+                      "every epoch keeps its PNG and its place on the report's slider."),
+    click.option("--frame-spacing", type=click.Choice(["even", "log"]), default="even", show_default=True,
+                 help="Which epochs an animation shows when there are more than --max-frames: evenly spread, or "
+                      "log-spaced (denser early)."),
     click.option("--tensorboard", is_flag=True, help="Also write frames and history to OUT/tensorboard/."),
     click.option("--sort-latents", type=click.Choice(["kl", "index"]),
                  help="Walk row order: by the KL of the last rendered checkpoint, or by index. "
@@ -140,7 +148,9 @@ _OPTIONS = [
     click.option("--interp-steps", default=8, show_default=True, type=click.IntRange(min=2),
                  help="Codes from one end of an interpolation to the other, both included."),
     click.option("--jobs", "-j", type=click.IntRange(min=1),
-                 help="Worker processes. [default: all cores; 1: in this process]"),
+                 help="Worker processes; 1 renders in this process. [default: 1 until the frames to draw (their "
+                      "count x the seconds the last render of this run measured per frame) save more on every "
+                      "core than starting worker processes costs (about 5.5 s on 2 cores), then all cores]"),
     click.option("--backend", type=click.Choice(["loky", "dask", "ray"]), default="loky", show_default=True,
                  help="Where workers run: this machine (loky), a dask.distributed cluster, or a Ray cluster."),
     click.option("--scheduler", metavar="tcp://HOST:PORT",
@@ -169,7 +179,8 @@ def settings_from(o: dict) -> RenderSettings:
                         manifold_dims=o["manifold_dims"], traverse_epoch=o["traverse_epoch"],
                         conditions=o["condition_choice"], clusters_proj=o["clusters_proj"],
                         n_prior=o["n_prior"], interp_pairs=o["interp_pairs"], interp_steps=o["interp_steps"]),
-        animation=Animation(fps=o["fps"], mp4=o["mp4"], tensorboard=o["tensorboard"]),
+        animation=Animation(fps=o["fps"], mp4=o["mp4"], tensorboard=o["tensorboard"], max_frames=o["max_frames"],
+                            frame_spacing=o["frame_spacing"]),
         selection=Selection(every=o["every"], epochs=None if o["epochs"] is None else frozenset(o["epochs"]),
                             force=o["force"]),
         execution=Execution(jobs=o["jobs"], backend=o["backend"], scheduler=o["scheduler"],
@@ -225,6 +236,8 @@ def main(run_dir, *, follow, poll, idle_timeout, quiet, verbose, **options):
       python -m pipeline.render --every 5                      # every run under checkpoints/
     """
     settings = settings_from(options)
+    if verbose:
+        os.environ[VERBOSE] = "1"  # TensorFlow's start-up lines too, here and in every worker
     say = (lambda msg: None) if quiet else (lambda msg: click.echo(msg, err=True))
     log = say if verbose else (lambda msg: None)
     bar = _Progress(not quiet and sys.stderr.isatty())

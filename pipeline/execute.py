@@ -17,8 +17,16 @@ from pathlib import Path
 import numpy as np
 
 from pipeline import run
+from pipeline.quiet import quietly
 
-__all__ = ["Job", "cores", "cap_threads", "chunked", "run_jobs", "render_chunk"]
+__all__ = ["Job", "cores", "default_jobs", "cap_threads", "chunked", "run_jobs", "render_chunk",
+           "WORKER_STARTUP_S", "VIEW_SECONDS"]
+
+# Measured on 2 cores (bench/RESULTS.md, section 3): a render with 2 worker processes reaches its first
+# frames this many seconds later than one rendering in its own process (spawning, and two TensorFlow
+# imports sharing the cores).
+WORKER_STARTUP_S = 5.5
+VIEW_SECONDS = 0.035  # a view of one checkpoint of the demo model (measured), until a render of the run has
 
 _MODELS: dict = {}   # per process: (run.json path, mtime, safe_mode, imports) -> models.Models
 _SAMPLES: dict = {}  # per process: (samples path, mtime) -> {"images", "conditions"}
@@ -51,6 +59,19 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
+def default_jobs(work_seconds: float, *, cores: int) -> int:
+    """Return how many workers to render `work_seconds` of work with (the default of --jobs).
+
+    1 (in this process) until spreading the work over every core saves more
+    than the extra start-up of worker processes costs (WORKER_STARTUP_S), then
+    every core: so the default is never the slow choice on little work, and a
+    run with many checkpoints uses every core.
+    """
+    if cores < 2 or work_seconds * (1 - 1 / cores) <= WORKER_STARTUP_S:
+        return 1
+    return cores
+
+
 def chunked(tasks: list, *, n_jobs: int, **job) -> list[Job]:
     """Return `tasks` cut into about 4 chunks per worker, each a Job with `job`'s fields.
 
@@ -76,15 +97,18 @@ def cap_threads(threads: int | None) -> None:
         os.environ[var] = str(threads)
     os.environ["TF_NUM_INTEROP_THREADS"] = "1"
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # CUDA probing noise on CPU machines
-    import tensorflow as tf
+    if os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow":
+        return  # the JAX and PyTorch backends read the thread variables above
+    with quietly():  # TensorFlow's start-up lines (absl, CUDA probing) stay off the terminal
+        import tensorflow as tf
 
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(1)
-        for gpu in tf.config.list_physical_devices("GPU"):
-            tf.config.experimental.set_memory_growth(gpu, True)
-    except RuntimeError:
-        pass  # TF already running in this process: the first setting stays
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(1)
+            for gpu in tf.config.list_physical_devices("GPU"):
+                tf.config.experimental.set_memory_growth(gpu, True)
+        except RuntimeError:
+            pass  # TF already running in this process: the first setting stays
 
 
 def _cluster_slots() -> int:
@@ -112,7 +136,8 @@ def _models(run_dir: str, safe_mode: bool, imports: tuple):
                 raise run.RunError(f"--import {module}: cannot import it ({err}). Pass a module "
                                    f"importable here (on PYTHONPATH) that registers the custom layers.") from err
         _MODELS.clear()
-        _MODELS[key] = Models(run.read_run(run_dir), safe_mode=safe_mode)
+        with quietly():
+            _MODELS[key] = Models(run.read_run(run_dir), safe_mode=safe_mode)
     return _MODELS[key]
 
 

@@ -62,10 +62,11 @@ class Manifest:
     def __init__(self, out_dir: Path):
         self.out_dir = Path(out_dir)
         self.files: dict[str, dict] = {}
+        self.costs: dict = {}  # what the last render measured: {"view_seconds": per checkpoint and view}
         try:
             data = json.loads((self.out_dir / MANIFEST).read_text())
             if data.get("version") == MANIFEST_VERSION and isinstance(data.get("files"), dict):
-                self.files = data["files"]
+                self.files, self.costs = data["files"], dict(data.get("costs") or {})
         except (OSError, ValueError, AttributeError):
             pass  # absent, unreadable or of an older version: everything is drawn again
 
@@ -80,11 +81,22 @@ class Manifest:
     def save(self) -> None:
         """Write manifest.json unless it already holds exactly this (a no-op render writes nothing)."""
         atomic.update_bytes(self.out_dir / MANIFEST, atomic.json_bytes({"version": MANIFEST_VERSION,
-                                                                          "files": self.files}))
+                                                                          "files": self.files, "costs": self.costs}))
 
     def rendered_epochs(self, file, selected: list[Checkpoint]) -> list[int]:
         """Return the selected epochs whose file (`file(epoch)`) the manifest records and the disk holds."""
         return [c.epoch for c in selected if self.has(file(c.epoch))]
+
+
+def unrendered(manifest: Manifest, selected: list[Checkpoint], files) -> int:
+    """Return how many (checkpoint, file) pairs have no file made from that checkpoint's current bytes.
+
+    files : a `file(epoch)` per view. A cheap estimate of the work ahead, made
+    before settings are resolved: a changed setting is not seen here.
+    """
+    return sum(1 for c in selected for file in files
+               if (manifest.files.get(file(c.epoch)) or {}).get("checkpoint") != c.stamp()
+               or not (manifest.out_dir / file(c.epoch)).is_file())
 
 
 def frame_record(stamp: dict, settings, decoding=None) -> dict:

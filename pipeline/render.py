@@ -366,13 +366,24 @@ class _Workers:
         self.source, self.manifest, self.summary, self.progress, self.log = source, manifest, summary, progress, log
         self.execution = settings.execution
         self.made: set[str] = set()
+        self.n_jobs = settings.execution.jobs or self._default_jobs(settings)
+
+    def _default_jobs(self, settings: RenderSettings) -> int:
+        """Return --jobs' default for this render: from the work ahead (unrendered checkpoint x view pairs)
+        and the last render's measured seconds per pair (see execute.default_jobs)."""
+        files = [v.file for v in (views.get(n) for n in settings.views) if v.per_checkpoint]
+        pairs = len(self.source.selected) * len(files) if settings.selection.force else \
+            plan.unrendered(self.manifest, list(self.source.selected), files)
+        seconds = pairs * self.manifest.costs.get("view_seconds", execute.VIEW_SECONDS)
+        n_jobs = execute.default_jobs(seconds, cores=execute.cores())
+        self.log(f"about {pairs} frames to draw, {seconds:.1f} s of work: {n_jobs} worker(s) by default")
+        return n_jobs
 
     def draw(self, tasks: list) -> dict[int, dict]:
         """Draw `tasks` (plan.Task) in parallel; return each checkpoint's result by epoch."""
         if not tasks:
             return {}
-        ex = self.execution
-        n_jobs = max(1, ex.jobs or execute.cores())
+        ex, n_jobs = self.execution, self.n_jobs
         jobs = execute.chunked([t.plain() for t in tasks], n_jobs=n_jobs, run_dir=str(self.source.run_dir),
                                out_dir=str(self.manifest.out_dir), safe_mode=ex.safe_mode, imports=tuple(ex.imports),
                                samples_path=None if self.source.samples_path is None else str(self.source.samples_path),
@@ -387,7 +398,15 @@ class _Workers:
             self.manifest.save()  # progress survives a crash
             if self.progress:
                 self.progress(len(by_epoch), len(tasks))
+        self._measure(tasks, by_epoch)
         return by_epoch
+
+    def _measure(self, tasks, results: dict) -> None:
+        """Keep the median seconds one view of one checkpoint took, for the next render's default --jobs."""
+        per_view = sorted(r["seconds"] / len(t.views) for t in tasks if t.views
+                          for r in [results.get(t.checkpoint.epoch)] if r and not r["error"])
+        if len(per_view) >= 3:
+            self.manifest.costs["view_seconds"] = round(per_view[len(per_view) // 2], 4)
 
     def _record(self, task, result: dict) -> None:
         files = self.manifest.files
@@ -505,24 +524,42 @@ def render_runs(root: Path, settings: RenderSettings, *, on_summary=lambda run_d
     return worst
 
 
+def while_training(settings: RenderSettings) -> RenderSettings:
+    """Return the settings of a --follow pass while the run still trains: walk rows in index order and no
+    view whose settings come from the last checkpoint (clusters), so no frame is redrawn at each new one."""
+    kept = tuple(name for name in settings.views if not views.get(name).follows_last)
+    return replace(settings, views=kept, latents=replace(settings.latents, sort_latents="index"))
+
+
+def _finished(run_dir) -> bool:
+    try:
+        return bool(run.read_run(run_dir).get("finished", False))
+    except RunError:
+        return False
+
+
 def follow_run(run_dir, settings: RenderSettings = RenderSettings(), *, poll: float = 2.0,
                idle_timeout: float = 600.0, on_summary=lambda s: None, log=lambda msg: None, sleep=time.sleep,
                progress=None) -> list[Summary]:
     """Render `run_dir` again and again as checkpoints appear; return every pass's Summary.
 
-    Stops when run.json says the run finished and a pass found no new
-    checkpoint, or after `idle_timeout` seconds without a new checkpoint
-    (KeyboardInterrupt stops it too: every file is written atomically and the
-    manifest after each chunk, so the outputs stay consistent). Waits for a
-    run directory that does not exist yet.
+    While the run trains, passes use `while_training(settings)`; once run.json
+    says it finished, one last pass renders with `settings` (walk rows sorted
+    by KL once, the clusters drawn). Stops then, or after `idle_timeout`
+    seconds without a new checkpoint (KeyboardInterrupt stops it too: every
+    file is written atomically and the manifest after each chunk, so the
+    outputs stay consistent). Waits for a run directory that does not exist yet.
     """
-    summaries, seen, last_new = [], None, time.monotonic()
+    summaries, seen, last_new, final = [], None, time.monotonic(), False
     while True:
+        finished = _finished(run_dir)  # read first: a checkpoint listed after it is not later than the finish
         stamps = [c.stamp() for c in run.list_checkpoints(run_dir)]
-        if stamps != seen:
-            seen, last_new = stamps, time.monotonic()
+        if stamps != seen or (finished and not final):
+            if stamps != seen:
+                seen, last_new = stamps, time.monotonic()
             try:
-                summary = render(run_dir, settings, progress=progress, log=log)
+                summary = render(run_dir, settings if finished else while_training(settings), progress=progress,
+                                 log=log)
             except RunError as err:
                 if (Path(run_dir) / run.RUN_JSON).is_file() and stamps:
                     raise  # a broken run, not one still starting
@@ -530,11 +567,8 @@ def follow_run(run_dir, settings: RenderSettings = RenderSettings(), *, poll: fl
             else:
                 summaries.append(summary)
                 on_summary(summary)
-        try:
-            finished = run.read_run(run_dir).get("finished", False)
-        except RunError:
-            finished = False
-        if finished and [c.stamp() for c in run.list_checkpoints(run_dir)] == seen:
+                final = finished
+        if final and [c.stamp() for c in run.list_checkpoints(run_dir)] == seen:
             log("the run finished; every checkpoint is rendered")
             return summaries
         if time.monotonic() - last_new > idle_timeout:

@@ -75,8 +75,19 @@ def _settings_rows(settings, chosen, picture) -> list[tuple[str, str]]:
     rows += [(k, json.dumps(v)) for k, v in dataclasses.asdict(picture).items() if v is not None]
     for view, s in chosen:
         own = {k: v for k, v in dataclasses.asdict(s).items() if k not in ("picture", "samples", "analysis_set")}
-        rows.append((view.name, json.dumps(own, default=str)))
+        rows.append((view.name, json.dumps(_rounded(own), default=str)))
     return rows
+
+
+def _rounded(value):
+    """Return `value` with every float rounded to 4 significant digits, for reading."""
+    if isinstance(value, float):
+        return float(f"{value:.4g}")
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_rounded(v) for v in value]
+    return value
 
 
 def write_report(manifest: plan.Manifest, *, source, chosen, settings, picture, history: dict) -> None:

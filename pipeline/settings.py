@@ -64,6 +64,8 @@ class Animation:
     fps: float = 5.0
     mp4: bool = False
     tensorboard: bool = False
+    max_frames: int = 100  # epochs an animation shows at most (every epoch keeps its PNG)
+    frame_spacing: str = "even"  # even | log: which epochs, when there are more than max_frames
 
 
 @dataclass(frozen=True)

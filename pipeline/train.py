@@ -35,8 +35,9 @@ import click
               help="Images of the evaluation set the clusters and metrics views use (data with labels or factors: "
                    "`shapes`, or a folder of class folders).")
 @click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--verbose", "-v", is_flag=True, help="Show TensorFlow's start-up lines too.")
 def main(data, run_dir, epochs, latent_dim, image_size, batch_size, beta, filters, n_images, n_samples,
-         every, n_eval, seed):
+         every, n_eval, seed, verbose):
     """Train the reference convolutional VAE and save a run directory for rendering.
 
     \b
@@ -55,6 +56,10 @@ def main(data, run_dir, epochs, latent_dim, image_size, batch_size, beta, filter
             raise click.BadParameter(f"expected an integer >= 1 or `log`, received `{every}`.",
                                      param_hint="--every") from None
     from pipeline import data as data_mod
+    from pipeline.quiet import VERBOSE, quietly
+
+    if verbose:
+        os.environ[VERBOSE] = "1"
 
     try:
         loaded = data_mod.load(data, image_size=image_size, n=n_images, seed=seed)
@@ -66,14 +71,16 @@ def main(data, run_dir, epochs, latent_dim, image_size, batch_size, beta, filter
         raise click.ClickException(f"Data has {channels} channels; the reference model takes 1 to 16.")
     click.echo(f"data: {len(images)} images {images.shape[1:]} from {data}", err=True)
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # CUDA probing noise on CPU machines
-    import keras
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    with quietly():  # TensorFlow's start-up lines (absl, CUDA probing) stay off the terminal; -v shows them
+        import keras
 
-    from pipeline import CheckpointForViz, ImageVAE
+        from pipeline import CheckpointForViz, ImageVAE
 
-    keras.utils.set_random_seed(seed)
-    model = ImageVAE(image_size=image_size, channels=channels, latent_dim=latent_dim, filters=filters, beta=beta)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+        keras.utils.set_random_seed(seed)
+        model = ImageVAE(image_size=image_size, channels=channels, latent_dim=latent_dim, filters=filters, beta=beta)
+        model.compile(optimizer=keras.optimizers.Adam(1e-3))
+        model(images[:1])  # builds it: the first ops probe the devices
     hparams = {"data": data, "epochs": epochs, "latent_dim": latent_dim, "image_size": image_size,
                "batch_size": batch_size, "beta": beta, "filters": filters, "n_images": len(images),
                "learning_rate": 1e-3, "seed": seed}

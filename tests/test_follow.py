@@ -75,3 +75,24 @@ def test_follow_stops_after_the_idle_timeout_when_the_run_never_finishes(tiny_ru
     summaries = follow_run(run_dir, settings, poll=1.0, idle_timeout=5.0, sleep=fake_sleep)
     assert len(summaries) == 1 and summaries[0].rendered == [1, 2, 3]
     assert sleeps == [1.0] * 6  # polled, not busy-looped, and gave up after 5 s idle
+
+
+def test_while_following_walk_rows_keep_index_order_and_are_sorted_once_the_run_finishes(tmp_path):
+    import json
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(Path(__file__).parent / "fixtures" / "run_0_1_0", run_dir)  # KL order [2, 0, 1]
+    run.write_run(run_dir, {**run.read_run(run_dir), "finished": False})
+    out, passes = tmp_path / "o", []
+
+    def snapshot(summary):
+        files = json.loads((out / "manifest.json").read_text())["files"]
+        passes.append((files["walk/epoch_0002.png"]["settings"]["order"], "clusters.gif" in files))
+
+    def fake_sleep(seconds):  # training ends during the first poll
+        run.write_run(run_dir, {**run.read_run(run_dir), "finished": True})
+
+    settings = RenderSettings(out_dir=out, views=("walk", "clusters"), execution=Execution(jobs=1))
+    summaries = follow_run(run_dir, settings, poll=0.01, idle_timeout=60, sleep=fake_sleep, on_summary=snapshot)
+    assert passes == [([0, 1, 2], False), ([2, 0, 1], True)]  # index order, no clusters; then sorted, drawn
+    assert summaries[0].rendered == [1, 2] and summaries[1].rendered == [1, 2]  # the walk redrawn once

@@ -286,3 +286,43 @@ def test_without_runs_or_with_follow_it_says_what_to_pass(render, tmp_path, monk
     assert result.exit_code == 2 and "holds no run directories" in result.output
     result = render("--follow")
     assert result.exit_code == 2 and "RUN_DIR" in result.output
+
+
+# --- long runs stay small ---------------------------------------------------------
+
+
+def test_frame_epochs_keep_the_first_and_last_and_spread_the_rest():
+    from pipeline.animate import frame_epochs
+
+    epochs = list(range(1, 1001))
+    even = frame_epochs(epochs, 100)
+    assert len(even) == 100 and even[0] == 1 and even[-1] == 1000
+    gaps = np.diff(even)
+    assert gaps.max() - gaps.min() <= 1  # evenly spread
+    log = frame_epochs(epochs, 100, "log")
+    assert log[0] == 1 and log[-1] == 1000 and len(log) <= 100
+    assert np.diff(log)[:10].mean() < np.diff(log)[-10:].mean()  # denser early
+    assert frame_epochs([3, 5], 100) == [3, 5]
+
+
+def test_max_frames_bounds_the_gif_while_every_png_and_the_slider_keep_every_epoch(
+        render, run12, tmp_path, gif_frames):
+    import json
+
+    result = render(run12, "--out", tmp_path, "--max-frames", 4, "-j", 1)
+    assert result.exit_code == 0, result.output
+    assert len(gif_frames(tmp_path / "walk.gif")) == 4
+    used = [name for name, _ in json.loads((tmp_path / "manifest.json").read_text())["files"]["walk.gif"]["frames"]]
+    assert used[0] == "walk/epoch_0001.png" and used[-1] == f"walk/epoch_{EPOCHS:04d}.png"
+    assert len(list((tmp_path / "walk").glob("epoch_*.png"))) == EPOCHS
+    page = (tmp_path / "index.html").read_text()
+    assert all(f"walk/epoch_{e:04d}.png" in page for e in range(1, EPOCHS + 1))  # the slider reaches each
+
+
+def test_the_default_jobs_is_one_for_little_work_and_every_core_for_much():
+    from pipeline import execute
+
+    assert execute.default_jobs(2.0, cores=2) == 1
+    assert execute.default_jobs(2 * execute.WORKER_STARTUP_S + 1, cores=2) == 2
+    assert execute.default_jobs(1000.0, cores=1) == 1
+    assert execute.default_jobs(1000.0, cores=8) == 8

@@ -36,6 +36,8 @@ CHANGES = {
     ("--fps", "2"): ("animation.fps", {"traversal"}),
     ("--mp4",): ("animation.mp4", set()),
     ("--tensorboard",): ("animation.tensorboard", set()),
+    ("--max-frames", "2"): ("animation.max_frames", set()),  # GIFs rebuilt from the same frames
+    ("--frame-spacing", "log"): ("animation.frame_spacing", set()),
 }
 RESOLVED = {"picture.value_range", "picture.pad_value"}  # read from the run, not set by an option
 

@@ -292,12 +292,7 @@ def conditional_models(classes):
     return encoder, keras.Model([z_in, c2_in], out, name="cdecoder")
 
 
-class ConditionalVAE(keras.Model):
-    def __init__(self, encoder, decoder, **kwargs):
-        super().__init__(**kwargs)
-        self.encoder, self.decoder = encoder, decoder
-        self.seed_generator = keras.random.SeedGenerator(0)
-
+class ConditionalVAE(AnyBackendVAE):
     def call(self, inputs, training=False):
         x, c = inputs
         z_mean, z_log_var = self.encoder([x, c])

@@ -66,6 +66,7 @@ class View:
     kind: str = FRAME
     needs_samples: bool = False
     needs_analysis: bool = False  # reads Inputs.analysis_* (the evaluation set's codes)
+    follows_last: bool = False  # its settings come from the last checkpoint: drawn once a followed run finishes
     suffix: str = ".png"
     summary_files: tuple = ()  # what `collect` writes once per run (ANALYSIS with suffix .json)
     Settings: type = type(None)

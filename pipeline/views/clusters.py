@@ -38,7 +38,7 @@ def _padded(lo, hi) -> tuple[float, float]:
 class Clusters(View):
     name, title, kind, Settings = "clusters", "Clusters", ANALYSIS, ClustersSettings
     about = "z_mean of the evaluation set (or the fixed samples), one colour per label, axes fixed across epochs"
-    needs_analysis = True
+    needs_analysis, follows_last = True, True
 
     def unavailable(self, facts):
         if facts.latent_dim < 2:
