@@ -75,8 +75,8 @@ def measure(n_checkpoints: int = 200) -> dict:
         rss, started = [], time.perf_counter()
         for ckpt in checkpoints:
             task = (ckpt.epoch, str(ckpt.path), ckpt.stamp(), work, StatsSettings(samples=facts.samples))
-            job = execute.Job(run_dir=str(run_dir), out_dir=str(out), samples_path=str(samples), tasks=(task,),
-                              threads=1, safe_mode=True, imports=())
+            job = execute.Job(run_dir=str(run_dir), out_dir=str(out), samples_path=str(samples), eval_path=None,
+                              tasks=(task,), threads=1, safe_mode=True, imports=())
             [result] = execute.render_chunk(job)
             assert result["error"] is None, result["error"]
             rss.append(rss_kib())

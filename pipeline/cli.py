@@ -72,6 +72,13 @@ def _dims(value):
     return (i, j)
 
 
+def _indices(value):
+    try:
+        return tuple(int(k) for k in value.split(","))
+    except ValueError:
+        raise ValueError(f"expected indices like `0,3,7`, received `{value}`.") from None
+
+
 def _import(ctx, param, modules):
     """Import the --import modules before --views is checked, so views they register are choices."""
     import importlib
@@ -137,7 +144,7 @@ _OPTIONS = [
                  help="Axes of the clusters view: the two most active latents, or the first two principal "
                       "components of the last checkpoint's codes."),
     click.option("--traverse-epoch", type=int, help="Checkpoint of traversal.gif. [default: the last]"),
-    click.option("--conditions", "condition_choice", callback=_parsed(lambda v: tuple(int(k) for k in v.split(","))),
+    click.option("--conditions", "condition_choice", callback=_parsed(_indices),
                  help="A conditional VAE's conditions to draw the walk, manifold, samples and traversal for: "
                       "classes `0,3,7` of a one-hot condition, else the k-th distinct condition vectors among "
                       "the samples. [default: up to the first 10]"),
