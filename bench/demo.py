@@ -178,7 +178,7 @@ def first_view_bytes(page_path: Path) -> tuple[int, int]:
         page = browser.new_page(viewport={"width": 1200, "height": 900})
         page.on("request", lambda r: urls.append(r.url))
         page.goto(page_path.as_uri())
-        page.wait_for_load_state("load")
+        page.wait_for_load_state("networkidle")  # the lazy pictures in the first screen have loaded too
         browser.close()
     from urllib.parse import unquote, urlparse
 

@@ -59,7 +59,7 @@ def measure(n_checkpoints: int = 200) -> dict:
     """Return {"rss_kib": [...], "slope_kib": growth per checkpoint, ...} of one worker."""
     from pipeline import execute, run, views
     from pipeline.latents import StatsSettings
-    from pipeline.settings import Facts, Picture, RenderSettings
+    from pipeline.settings import Decoding, Facts, Picture, RenderSettings
 
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = make_run(Path(tmp), n_checkpoints)
@@ -74,7 +74,7 @@ def measure(n_checkpoints: int = 200) -> dict:
         work = [(views.get(n), views.get(n).settings(RenderSettings(), facts)) for n in ("recon", "walk")]
         rss, started = [], time.perf_counter()
         for ckpt in checkpoints:
-            task = (ckpt.epoch, str(ckpt.path), ckpt.stamp(), work, StatsSettings(samples=facts.samples))
+            task = (ckpt.epoch, str(ckpt.path), ckpt.stamp(), work, StatsSettings(samples=facts.samples), Decoding())
             job = execute.Job(run_dir=str(run_dir), out_dir=str(out), samples_path=str(samples), eval_path=None,
                               tasks=(task,), threads=1, safe_mode=True, imports=())
             [result] = execute.render_chunk(job)

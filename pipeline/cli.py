@@ -18,7 +18,7 @@ import click
 
 from pipeline import plan, views
 from pipeline.quiet import VERBOSE
-from pipeline.render import RunError, follow_run, render, render_runs
+from pipeline.run import RunError
 from pipeline.settings import Animation, Execution, Latents, Picture, RenderSettings, Selection
 
 __all__ = ["main", "render_options", "settings_from"]
@@ -242,6 +242,8 @@ def main(run_dir, *, follow, poll, idle_timeout, quiet, verbose, **options):
       python -m pipeline.render checkpoints/demo --follow      # while training runs
       python -m pipeline.render --every 5                      # every run under checkpoints/
     """
+    from pipeline.render import follow_run, render, render_runs  # not for --help: it starts fast
+
     settings = settings_from(options)
     if verbose:
         os.environ[VERBOSE] = "1"  # TensorFlow's start-up lines too, here and in every worker

@@ -323,7 +323,7 @@ def resolve(settings: RenderSettings, facts: Facts, source: Source, *, note) -> 
     """Return [(view, its settings)] of the chosen views, in registry order; a view this run cannot have
     (no samples, no factors, ...) is left out with a note saying what it needs."""
     chosen = []
-    for view in (views.get(name) for name in views.names() if name in settings.views):
+    for view in (views.get(name) for name in views.names() if name in settings.views):  # in registry order
         reason = None if not view.needs_samples or source.samples is not None else "no samples"
         reason = reason or view.unavailable(facts)
         if reason is None:
@@ -578,6 +578,9 @@ def follow_run(run_dir, settings: RenderSettings = RenderSettings(), *, poll: fl
 
 
 if __name__ == "__main__":
+    import sys
+
+    sys.modules.setdefault("pipeline.render", sys.modules[__name__])  # the CLI imports this file: not twice
     from pipeline.cli import main
 
     main()

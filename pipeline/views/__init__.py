@@ -41,7 +41,7 @@ from pipeline.views.base import ANALYSIS, ANIMATION, FRAME, KINDS, RUN_PICTURE, 
 __all__ = ["BUILTIN", "register", "names", "get", "View", "Inputs", "FRAME", "ANALYSIS", "RUN_PICTURE", "ANIMATION"]
 
 BUILTIN = ("recon", "walk", "kl", "manifold", "samples", "interp", "traversal", "clusters", "metrics")
-_REGISTRY: dict[str, View] = {}
+_REGISTRY: dict[str, View] = {}  # the views loaded so far; a built-in view's module loads when first asked for
 
 
 def register(view: View) -> View:
@@ -51,29 +51,22 @@ def register(view: View) -> View:
             raise ValueError(f"a view needs `{attr}`; {type(view).__name__} has none.")
     if view.kind not in KINDS:
         raise ValueError(f"view `{view.name}` has kind `{view.kind}`; expected one of {', '.join(KINDS)}.")
-    _load_builtin()
-    existing = _REGISTRY.get(view.name)
+    existing = get(view.name) if view.name in names() else None
     if existing is not None and type(existing) is not type(view):
         raise ValueError(f"a view named `{view.name}` is registered already ({type(existing).__name__}).")
     _REGISTRY[view.name] = view
     return view
 
 
-def _load_builtin() -> None:
-    if not _REGISTRY:
-        for name in BUILTIN:
-            _REGISTRY[name] = importlib.import_module(f"pipeline.views.{name}").VIEW
-
-
 def names() -> tuple[str, ...]:
-    """Return every registered view's name, built-in first, in the report's order."""
-    _load_builtin()
-    return tuple(_REGISTRY)
+    """Return every view's name, built-in first, in the report's order (without loading their modules)."""
+    return BUILTIN + tuple(name for name in _REGISTRY if name not in BUILTIN)
 
 
 def get(name: str) -> View:
     """Return the view called `name`, or raise ValueError naming the choices."""
-    _load_builtin()
+    if name not in _REGISTRY and name in BUILTIN:
+        _REGISTRY[name] = importlib.import_module(f"pipeline.views.{name}").VIEW
     if name not in _REGISTRY:
-        raise ValueError(f"unknown view `{name}`; choose from {', '.join(_REGISTRY)}.")
+        raise ValueError(f"unknown view `{name}`; choose from {', '.join(names())}.")
     return _REGISTRY[name]
