@@ -580,7 +580,8 @@ def follow_run(run_dir, settings: RenderSettings = RenderSettings(), *, poll: fl
 if __name__ == "__main__":
     import sys
 
-    sys.modules.setdefault("pipeline.render", sys.modules[__name__])  # the CLI imports this file: not twice
+    if getattr(sys.modules.get("__main__"), "render", None) is render:  # not so under a profiler's runpy
+        sys.modules.setdefault("pipeline.render", sys.modules["__main__"])  # the CLI imports this file: not twice
     from pipeline.cli import main
 
     main()
