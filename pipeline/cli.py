@@ -20,6 +20,7 @@ from pipeline import plan, views
 from pipeline.quiet import VERBOSE
 from pipeline.run import RunError
 from pipeline.settings import Animation, Execution, Latents, Picture, RenderSettings, Selection
+from pipeline.startup import LEAN
 
 __all__ = ["main", "render_options", "settings_from"]
 
@@ -157,7 +158,7 @@ _OPTIONS = [
     click.option("--jobs", "-j", type=click.IntRange(min=1),
                  help="Worker processes; 1 renders in this process. [default: 1 until the frames to draw (their "
                       "count x the seconds the last render of this run measured per frame) save more on every "
-                      "core than starting worker processes costs (about 5.5 s on 2 cores), then all cores]"),
+                      "core than starting worker processes costs (about 4 s on 2 cores), then all cores]"),
     click.option("--backend", type=click.Choice(["loky", "dask", "ray"]), default="loky", show_default=True,
                  help="Where workers run: this machine (loky), a dask.distributed cluster, or a Ray cluster."),
     click.option("--scheduler", metavar="tcp://HOST:PORT",
@@ -245,6 +246,7 @@ def main(run_dir, *, follow, poll, idle_timeout, quiet, verbose, **options):
     from pipeline.render import follow_run, render, render_runs  # not for --help: it starts fast
 
     settings = settings_from(options)
+    os.environ[LEAN] = "1"  # this process and its workers import Keras without what no render uses (startup.py)
     if verbose:
         os.environ[VERBOSE] = "1"  # TensorFlow's start-up lines too, here and in every worker
     say = (lambda msg: None) if quiet else (lambda msg: click.echo(msg, err=True))

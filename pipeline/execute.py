@@ -18,14 +18,15 @@ import numpy as np
 
 from pipeline import run
 from pipeline.quiet import quietly
+from pipeline.startup import import_keras
 
 __all__ = ["Job", "cores", "default_jobs", "cap_threads", "chunked", "run_jobs", "render_chunk",
            "WORKER_STARTUP_S", "VIEW_SECONDS"]
 
 # Measured on 2 cores (bench/RESULTS.md, section 3): a render with 2 worker processes reaches its first
 # frames this many seconds later than one rendering in its own process (spawning, and two TensorFlow
-# imports sharing the cores).
-WORKER_STARTUP_S = 5.5
+# imports sharing the cores): 3.3 s and 4.2 s in two runs once processes started Keras lean (startup.py).
+WORKER_STARTUP_S = 4.0
 VIEW_SECONDS = 0.035  # a view of one checkpoint of the demo model (measured), until a render of the run has
 
 _MODELS: dict = {}   # per process: (run.json path, mtime, safe_mode, imports) -> models.Models
@@ -97,9 +98,10 @@ def cap_threads(threads: int | None) -> None:
         os.environ[var] = str(threads)
     os.environ["TF_NUM_INTEROP_THREADS"] = "1"
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # CUDA probing noise on CPU machines
+    import_keras()  # and its backend, quietly, with the thread variables above in place
     if os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow":
         return  # the JAX and PyTorch backends read the thread variables above
-    with quietly():  # TensorFlow's start-up lines (absl, CUDA probing) stay off the terminal
+    with quietly():
         import tensorflow as tf
 
         try:

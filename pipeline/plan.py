@@ -80,8 +80,8 @@ class Manifest:
 
     def save(self) -> None:
         """Write manifest.json unless it already holds exactly this (a no-op render writes nothing)."""
-        atomic.update_bytes(self.out_dir / MANIFEST, atomic.json_bytes({"version": MANIFEST_VERSION,
-                                                                          "files": self.files, "costs": self.costs}))
+        atomic.update_bytes(self.out_dir / MANIFEST, atomic.json_bytes(
+            {"version": MANIFEST_VERSION, "files": self.files, "costs": self.costs}, compact=True))
 
     def rendered_epochs(self, file, selected: list[Checkpoint]) -> list[int]:
         """Return the selected epochs whose file (`file(epoch)`) the manifest records and the disk holds."""

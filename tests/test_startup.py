@@ -1,0 +1,66 @@
+"""A render process starts Keras without the optional packages Keras and TensorFlow import only for
+features no render uses (pipeline/startup.py), and they stay importable for what does use them."""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipeline.startup import LEAN, UNUSED
+
+TESTS = Path(__file__).parent
+RUN = TESTS / "fixtures" / "run_0_1_0"
+INSTALLED = [n for n in UNUSED if importlib.util.find_spec(n) is not None]
+
+PROBE = """
+import sys
+from pipeline.startup import import_keras
+keras = import_keras()
+before = [n for n in {names!r} if n in sys.modules]
+import numpy as np
+model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+out = keras.ops.convert_to_numpy(model(np.ones((1, 3), np.float32)))
+import sklearn.decomposition  # vaeviz's own analyses import it later, normally
+print(before, out.shape, sklearn.decomposition.PCA.__name__)
+"""
+
+
+def _python(code, **env):
+    env = {**{k: v for k, v in os.environ.items() if k not in (LEAN, "KERAS_BACKEND")}, **env}
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+
+
+@pytest.mark.skipif(not INSTALLED, reason="none of scikit-learn, pandas, JAX installed: nothing to hide")
+def test_a_lean_process_starts_keras_without_the_unused_packages_and_can_import_them_afterwards():
+    lean = _python(PROBE.format(names=UNUSED), **{LEAN: "1"})
+    assert lean.returncode == 0, lean.stderr
+    assert lean.stdout.split() == ["[]", "(1,", "2)", "PCA"]
+    usual = _python(PROBE.format(names=UNUSED))  # the user's own process: Keras imports as it always does
+    assert usual.returncode == 0, usual.stderr
+    assert usual.stdout.startswith(str(INSTALLED)), usual.stdout  # what the lean start saved
+
+
+@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="JAX not installed")
+def test_jax_is_not_hidden_when_it_is_the_keras_backend():
+    lean = _python(PROBE.format(names=("jax",)), **{LEAN: "1", "KERAS_BACKEND": "jax"})
+    assert lean.returncode == 0, lean.stderr
+    assert lean.stdout.startswith("['jax']"), lean.stdout
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_the_render_cli_and_its_workers_start_lean(tmp_path, jobs):
+    probe = tmp_path / "probe.jsonl"
+    env = {k: v for k, v in os.environ.items() if k != LEAN}
+    env.update(PYTHONPATH=os.pathsep.join([str(TESTS), env.get("PYTHONPATH", "")]), PROBE_IMPORTS=str(probe))
+    proc = subprocess.run([sys.executable, "-m", "pipeline.render", str(RUN), "--out", str(tmp_path / "o"),
+                           "-j", str(jobs), "--import", "probe_imports"], capture_output=True, text=True, env=env,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    seen = [json.loads(line) for line in probe.read_text().splitlines()]
+    drawing = [s for s in seen if s["keras"]]  # the processes that drew (the parent of workers draws nothing)
+    assert len({s["pid"] for s in drawing}) == jobs, seen
+    assert all(s["imported"] == [] for s in drawing), seen
