@@ -41,7 +41,7 @@ def make_run(folder: Path, *, size: int, latent_dim: int, filters: int, checkpoi
         model.fit(x, epochs=1, batch_size=64, verbose=0, callbacks=[CheckpointForViz(folder, x)])
     else:
         folder.mkdir(parents=True)
-        for name in (run.RUN_JSON, run.SAMPLES_H5, run.HISTORY_CSV):
+        for name in (run.RUN_JSON, run.SAMPLES_H5, run.EVAL_H5, run.HISTORY_CSV):
             if (source / name).exists():
                 shutil.copy2(source / name, folder / name)
     weights = run.read_weights(run.list_checkpoints(source or folder)[-1].path)

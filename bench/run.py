@@ -37,12 +37,12 @@ sys.path.insert(0, str(BENCH))
 # FULL times the model `make demo` trains (32x32 shapes, latent 8, 16 filters; Makefile: DEMO_TRAIN)
 FULL = {"size": 32, "latent_dim": 8, "filters": 16, "images": 4096, "batch": 64, "epochs": 6, "rounds": 2,
         "s2_rounds": 12, "s2_orig_rounds": 3, "s3_checkpoints": 60, "s3_rounds": 2,
-        "s4_checkpoints": 200, "s4_reps": 7, "s5_checkpoints": 200, "s7_rounds": 3, "s8_checkpoints": 1000,
-        "s9_reps": 2}
+        "s4_checkpoints": 200, "s4_reps": 7, "s5_checkpoints": 200, "s7_rounds": 3, "s7_views_rounds": 2,
+        "s8_checkpoints": 1000, "s9_reps": 2}
 QUICK = {"size": 16, "latent_dim": 3, "filters": 4, "images": 256, "batch": 64, "epochs": 3, "rounds": 2,
          "s2_rounds": 3, "s2_orig_rounds": 2, "s3_checkpoints": 40, "s3_rounds": 1,
-         "s4_checkpoints": 40, "s4_reps": 3, "s5_checkpoints": 40, "s7_rounds": 1, "s8_checkpoints": 120,
-         "s9_reps": 1}
+         "s4_checkpoints": 40, "s4_reps": 3, "s5_checkpoints": 40, "s7_rounds": 1, "s7_views_rounds": 1,
+         "s8_checkpoints": 120, "s9_reps": 1}
 
 
 def main(argv=None) -> int:
