@@ -12,6 +12,7 @@ without a checkpoint at that epoch shows its nearest earlier one.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -21,6 +22,7 @@ import click
 from pipeline import plan, run, views, writers
 from pipeline.cli import NotARun, render_options, settings_from
 from pipeline.render import RunError, render
+from pipeline.startup import LEAN
 
 __all__ = ["compare", "main"]
 
@@ -145,6 +147,7 @@ def main(run_dirs, *, verbose, **options):
     if options["out_dir"] is None:
         raise click.UsageError("pass --out DIR: the comparison and each run's outputs go there.")
     settings = settings_from(options)
+    os.environ[LEAN] = "1"  # this process and its workers import Keras without what no render uses (startup.py)
     try:
         page = compare(run_dirs, options["out_dir"], settings,
                        log=(lambda m: click.echo(m, err=True)) if verbose else (lambda m: None))

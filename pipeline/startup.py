@@ -2,14 +2,15 @@
 
 Keras 3 and TensorFlow import some optional packages eagerly whenever they are
 installed, for features a render never touches: scikit-learn for
-`keras.wrappers` (about 1.4 s on two cores; vaeviz itself depends on
-scikit-learn for its metrics), pandas for `fit` on DataFrames (0.5 s) and JAX
-for TensorFlow Lite's converter (0.7 s; not hidden when JAX is the Keras
-backend). `import_keras()` hides them while Keras starts, in processes vaeviz
-owns: the render CLI (it sets LEAN) and the workers it starts, which inherit
-it. Keras then treats them as not installed for its own optional features;
-vaeviz's analyses import scikit-learn normally, later, when they run. A
-render called from the user's own Python process imports Keras as usual.
+`keras.wrappers` (about 1 s on two cores; vaeviz itself depends on
+scikit-learn for its metrics), pandas for `fit` on DataFrames and JAX for
+TensorFlow Lite's converter (with those two, about 1.5 s; JAX is not hidden
+when it is the Keras backend). `import_keras()` hides them while Keras
+starts, in processes vaeviz owns: the render and compare CLIs (they set
+LEAN) and the workers they start, which inherit it. Keras then treats them as not installed
+for its own optional features; vaeviz's analyses import scikit-learn
+normally, later, when they run. A render called from the user's own Python
+process imports Keras as usual.
 """
 
 from __future__ import annotations
