@@ -65,7 +65,7 @@ class Source:
     samples: np.ndarray | None
     samples_path: Path | None
     conditions: np.ndarray | None = None
-    evaluation: dict | None = None  # eval.h5: images, labels, factors of the analyses (run.read_eval)
+    evaluation: dict | None = None  # eval.h5's labels and factors (run.read_eval; workers read its images)
 
     @property
     def eval_path(self) -> Path | None:
@@ -169,8 +169,8 @@ def open_run(run_dir: Path, settings: RenderSettings, out_dir: Path, *, note) ->
         raise RunError(f"{run_dir} is a conditional VAE's run, but its samples carry no conditions: the "
                        f"renderer needs them to draw each condition. Train again with CheckpointForViz(..., "
                        f"conditions=c).")
-    evaluation = run.read_eval(run_dir / run.EVAL_H5) if samples is not None and (run_dir / run.EVAL_H5).is_file() \
-        else None
+    evaluation = run.read_eval(run_dir / run.EVAL_H5, images=False) \
+        if samples is not None and (run_dir / run.EVAL_H5).is_file() else None
     return Source(run_dir, info, tuple(checkpoints), tuple(selected), samples, samples_path, conditions, evaluation)
 
 

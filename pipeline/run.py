@@ -257,17 +257,18 @@ def write_eval(path: Path, *, indices, images, labels=None, factors=None, factor
     atomic.write_h5(path, fill)
 
 
-def read_eval(path: Path) -> dict:
+def read_eval(path: Path, *, images: bool = True) -> dict:
     """Return {"indices", "images" (as fed), "labels", "factors", "factor_names", "conditions" (each or None)}
-    of eval.h5."""
+    of eval.h5; images=False leaves the images on disk (None), for a reader that needs only what they are."""
     import h5py
 
     try:
         with h5py.File(path, "r") as f:
-            images = f["images"]
-            scale, dtype = float(images.attrs.get("scale", 1.0)), str(images.attrs.get("dtype", images.dtype))
-            pixels = images[()]
-            fed = pixels if scale == 1.0 else (pixels / scale).astype(dtype)
+            stored, fed = f["images"], None
+            if images:
+                scale, dtype = float(stored.attrs.get("scale", 1.0)), str(stored.attrs.get("dtype", stored.dtype))
+                pixels = stored[()]
+                fed = pixels if scale == 1.0 else (pixels / scale).astype(dtype)
             labels = f["labels"][()] if "labels" in f and f["labels"].dtype.kind in "iu" else _read_strings(f, "labels")
             return {"indices": f["indices"][()], "images": fed, "labels": None if labels is None else np.asarray(labels),
                     "factors": f["factors"][()] if "factors" in f else None,
