@@ -22,6 +22,7 @@ import click
 from pipeline import plan, run, views, writers
 from pipeline.cli import NotARun, render_options, settings_from
 from pipeline.render import RunError, render
+from pipeline.report import render_template
 from pipeline.startup import LEAN
 
 __all__ = ["compare", "main"]
@@ -49,43 +50,35 @@ def _settings_table(infos: dict) -> list[dict]:
 
 def _curves(infos: dict, outs: dict) -> dict:
     """Return {run: {name: (epochs, values)}} of each run's history and disentanglement metrics."""
-    from pipeline.views.metrics import COLUMNS
-
     series = {}
     for name, out in outs.items():
-        history = run.read_history(Path(infos[name]["run_dir"]) / run.HISTORY_CSV)
-        values = {k: ([r["epoch"] for r in history if k in r], [r[k] for r in history if k in r])
-                  for k in sorted({k for r in history for k in r} - {"epoch"})}
-        csv = out / "metrics.csv"
-        if csv.is_file():
-            rows = [line.split(",") for line in csv.read_text().splitlines()[1:]]
-            values.update({c: ([int(r[0]) for r in rows], [float(r[i + 1]) for r in rows]) for i, c in enumerate(COLUMNS)})
-        series[name] = values
+        # history.csv and metrics.csv are both an epoch column and columns of numbers
+        rows = run.read_history(Path(infos[name]["run_dir"]) / run.HISTORY_CSV) + run.read_history(out / "metrics.csv")
+        series[name] = {k: ([r["epoch"] for r in rows if k in r], [r[k] for r in rows if k in r])
+                        for k in sorted({k for r in rows for k in r} - {"epoch"})}
     return series
 
 
-def _view_rows(outs: dict, page: Path) -> tuple[list, list]:
+def _view_rows(infos: dict, outs: dict, page: Path) -> tuple[list, list]:
     """Return (sections, epochs): for each animated view, each run's [[epoch, frame link]], and every epoch seen."""
     sections, epochs = [], set()
+    manifests = {name: plan.Manifest(out) for name, out in outs.items()}
+    checkpoints = {name: run.list_checkpoints(Path(infos[name]["run_dir"])) for name in outs}
     for view in (views.get(n) for n in views.names()):
         if not view.animated:
             continue
         rows = {}
         for name, out in outs.items():
-            manifest = plan.Manifest(out)
-            frames = sorted((int(f.split("epoch_")[1][:-4]), f) for f in manifest.files
-                            if f.startswith(f"{view.name}/epoch_") and manifest.has(f))
-            if frames:
-                rows[name] = [[e, _relative(out / f, page)] for e, f in frames]
-                epochs.update(e for e, _ in frames)
+            drawn = manifests[name].rendered_epochs(view.file, checkpoints[name])
+            if drawn:
+                rows[name] = [[e, _relative(out / view.file(e), page)] for e in drawn]
+                epochs.update(drawn)
         if rows:
             sections.append({"id": view.name, "title": view.title, "rows": rows})
     return sections, sorted(epochs)
 
 
 def _relative(path: Path, page: Path) -> str:
-    import os
-
     return os.path.relpath(path, page).replace(os.sep, "/")
 
 
@@ -114,18 +107,14 @@ def compare(run_dirs, out_dir: Path, settings, *, log=lambda msg: None) -> Path:
 
         figure = plots.curves(series, names=metrics, width_each=2.8, title_of=title)
         writers.update_bytes(out_dir / CURVES_PNG, plots.to_png(figure))
-    sections, epochs = _view_rows(outs, out_dir)
+    sections, epochs = _view_rows(infos, outs, out_dir)
     context = {"runs": names, "settings": _settings_table(infos), "curves": CURVES_PNG if metrics else None,
                "kl": [[name, _relative(outs[name] / "kl.png", out_dir)] for name in names
                       if (outs[name] / "kl.png").is_file()],
                "reports": [[name, f"{name}/index.html"] for name in names], "sections": sections,
                "frames_json": json.dumps({s["id"]: s["rows"] for s in sections}).replace("</", "<\\/"),
                "epochs_json": json.dumps(epochs), "epochs": epochs}
-    from jinja2 import Environment, PackageLoader, select_autoescape
-
-    env = Environment(loader=PackageLoader("pipeline", "templates"), autoescape=select_autoescape(["j2", "html"]))
-    page = env.get_template(TEMPLATE).render(**context)
-    writers.update_bytes(out_dir / "index.html", page.encode())
+    writers.update_bytes(out_dir / "index.html", render_template(TEMPLATE, context).encode())
     return out_dir / "index.html"
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from pipeline import latents, plan, views, writers
 from pipeline.views.base import ANIMATION, RUN_PICTURE
 
-__all__ = ["write_report", "draw_history", "metric_names", "HISTORY_PNG"]
+__all__ = ["write_report", "draw_history", "metric_names", "render_template", "HISTORY_PNG"]
 
 HISTORY_PNG = "history.png"
 TEMPLATE = "report.html.j2"
@@ -114,9 +114,14 @@ def write_report(manifest: plan.Manifest, *, source, chosen, settings, picture, 
     entry = {"template": template, "context": json.loads(json.dumps(context))}
     if manifest.is_fresh(INDEX, entry):
         return
+    writers.update_bytes(manifest.out_dir / INDEX, render_template(TEMPLATE, context).encode())
+    manifest.files[INDEX] = entry
+
+
+def render_template(name: str, context: dict) -> str:
+    """Return the package's template `name` (pipeline/templates/) filled with `context`, autoescaped."""
     from jinja2 import Environment, PackageLoader, select_autoescape
 
     env = Environment(loader=PackageLoader("pipeline", "templates"), autoescape=select_autoescape(["j2", "html"]))
-    writers.update_bytes(manifest.out_dir / INDEX, env.get_template(TEMPLATE).render(**context).encode())
-    manifest.files[INDEX] = entry
+    return env.get_template(name).render(**context)
 
