@@ -9,6 +9,7 @@ Thin by design: library errors become exit codes (RunError: 2, bad settings:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import sys
@@ -22,7 +23,7 @@ from pipeline.run import RunError
 from pipeline.settings import Animation, Execution, Latents, Picture, RenderSettings, Selection
 from pipeline.startup import LEAN
 
-__all__ = ["main", "render_options", "settings_from"]
+__all__ = ["main", "render_options", "settings_from", "exit_codes"]
 
 CHECKPOINTS = Path("checkpoints")
 
@@ -31,6 +32,22 @@ class NotARun(click.ClickException):
     """A folder that cannot be rendered: exit code 2, like bad usage."""
 
     exit_code = 2
+
+
+@contextlib.contextmanager
+def exit_codes(verbose: bool):
+    """Turn the library's errors into the CLIs' exits: an unrenderable run 2, bad settings found once the run
+    is read (e.g. --channels) a usage error; with -v they propagate, traceback and all."""
+    try:
+        yield
+    except RunError as err:
+        if verbose:
+            raise
+        raise NotARun(str(err)) from err
+    except ValueError as err:
+        if verbose:
+            raise
+        raise click.UsageError(str(err)) from err
 
 
 def _parsed(parse):
@@ -265,7 +282,7 @@ def main(run_dir, *, follow, poll, idle_timeout, quiet, verbose, **options):
             click.echo(f"rendered epochs: {', '.join(map(str, summary.rendered))}")
         click.echo(prefix + summary.line())
 
-    try:
+    with contextlib.closing(bar), exit_codes(verbose):  # the bar closes last, on any exit
         if run_dir is None:
             if follow:
                 raise click.UsageError("--follow renders one run as it trains: pass its RUN_DIR.")
@@ -287,16 +304,6 @@ def main(run_dir, *, follow, poll, idle_timeout, quiet, verbose, **options):
             summary = render(run_dir, settings, progress=bar, log=log)
             report(summary)
             failed = bool(summary.failed)
-    except RunError as err:
-        if verbose:
-            raise
-        raise NotARun(str(err)) from err
-    except ValueError as err:  # bad settings found once the run is read (e.g. --channels)
-        if verbose:
-            raise
-        raise click.UsageError(str(err)) from err
-    finally:
-        bar.close()
     if failed:
         sys.exit(1)
 

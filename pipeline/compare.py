@@ -20,8 +20,8 @@ from pathlib import Path
 import click
 
 from pipeline import plan, run, views, writers
-from pipeline.cli import NotARun, render_options, settings_from
-from pipeline.render import RunError, render
+from pipeline.cli import exit_codes, render_options, settings_from
+from pipeline.render import render
 from pipeline.report import render_template
 from pipeline.startup import LEAN
 
@@ -137,17 +137,9 @@ def main(run_dirs, *, verbose, **options):
         raise click.UsageError("pass --out DIR: the comparison and each run's outputs go there.")
     settings = settings_from(options)
     os.environ[LEAN] = "1"  # this process and its workers import Keras without what no render uses (startup.py)
-    try:
+    with exit_codes(verbose):
         page = compare(run_dirs, options["out_dir"], settings,
                        log=(lambda m: click.echo(m, err=True)) if verbose else (lambda m: None))
-    except RunError as err:
-        if verbose:
-            raise
-        raise NotARun(str(err)) from err
-    except ValueError as err:
-        if verbose:
-            raise
-        raise click.UsageError(str(err)) from err
     click.echo(f"compared {len(run_dirs)} runs -> {page}")
 
 
