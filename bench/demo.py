@@ -107,8 +107,10 @@ V010 = ("v0.1.0", "f1875d2")  # the tag, and the commit it names (a clone may la
 
 
 def old_renderer(work: Path) -> Path:
-    """Return a folder holding vaeviz 0.1.0's `pipeline` package (git archive of the v0.1.0 tag)."""
-    target = work / "v0.1.0"
+    """Return a folder holding vaeviz 0.1.0's `pipeline` package (git archive of the v0.1.0 tag), checked to be
+    the code `python -m pipeline.render` runs from that folder (not this checkout's, which the editable install
+    and PYTHONPATH would otherwise let win)."""
+    target = (work / "v0.1.0").resolve()
     if not (target / "pipeline").is_dir():
         target.mkdir(parents=True, exist_ok=True)
         for ref in V010:
@@ -117,13 +119,19 @@ def old_renderer(work: Path) -> Path:
                 break
         archive = found.stdout
         subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
+    probe = subprocess.run([sys.executable, "-c", "import pipeline.render; print(pipeline.render.__file__)"],
+                           cwd=target, capture_output=True, text=True, check=True).stdout.strip()
+    if not Path(probe).resolve().is_relative_to(target):
+        raise RuntimeError(f"0.1.0's renderer would not run from {target}: `pipeline.render` resolves to {probe}")
     return target
 
 
-def _render(run_dir: Path, out: Path, *extra, pythonpath: Path | None = None, views: str = "recon,walk") -> float:
+def _render(run_dir: Path, out: Path, *extra, code: Path | None = None, views: str = "recon,walk") -> float:
+    """Return the wall time of a fresh render; `code`: run the `pipeline` package in that folder (python -m puts
+    the working folder first on sys.path) instead of this checkout's."""
     shutil.rmtree(out, ignore_errors=True)
-    env = None if pythonpath is None else {"PYTHONPATH": str(pythonpath)}
-    return timed_run([*RENDER, str(run_dir), "--out", str(out), "--views", views, "--quiet", *extra], env=env)
+    return timed_run([*RENDER, str(Path(run_dir).resolve()), "--out", str(Path(out).resolve()), "--views", views,
+                      "--quiet", *extra], cwd=code)
 
 
 def end_to_end(p: dict, work: Path, log) -> Section:
@@ -141,7 +149,7 @@ def end_to_end(p: dict, work: Path, log) -> Section:
         times = {name: [] for name in names}
         for name in interleaved(names, rounds):
             if name.startswith("0.1.0"):
-                times[name].append(_render(run_dir, work / "s7_out", "--jobs", "1", pythonpath=old))
+                times[name].append(_render(run_dir, work / "s7_out", "--jobs", "1", code=old))
             else:
                 times[name].append(_render(run_dir, work / "s7_out", *configs[name]))
             log(f"  {n} checkpoints, {name}: {times[name][-1]:.1f} s")
