@@ -78,12 +78,17 @@ def chunked(tasks: list, *, n_jobs: int, **job) -> list[Job]:
 
     Only --jobs 1 renders in the calling process. Otherwise the pool has n_jobs
     workers even for one task: the parent never pays TensorFlow's start-up,
-    every worker warms up at once, and a worker's thread count (fixed when its
-    TensorFlow starts) fits the full pool.
+    and a worker's thread count (fixed when its TensorFlow starts) fits the
+    full pool. With fewer tasks than workers (the last checkpoint, drawn first
+    for its KL ranking), the other workers get a Job with no tasks, which
+    starts their TensorFlow and builds the models: every worker warms up at
+    once, instead of the second starting only when the frames are handed out.
     """
     threads = max(1, cores() // n_jobs)
     chunks = [c for c in np.array_split(np.arange(len(tasks)), min(len(tasks), n_jobs * 4)) if len(c)]
-    return [Job(tasks=tuple(tasks[i] for i in chunk), threads=threads, **job) for chunk in chunks]
+    jobs = [Job(tasks=tuple(tasks[i] for i in chunk), threads=threads, **job) for chunk in chunks]
+    warm_ups = [Job(tasks=(), threads=threads, **job)] * (n_jobs - len(jobs)) if n_jobs > 1 else []
+    return jobs + warm_ups
 
 
 def cap_threads(threads: int | None) -> None:

@@ -326,3 +326,21 @@ def test_the_default_jobs_is_one_for_little_work_and_every_core_for_much():
     assert execute.default_jobs(2 * execute.WORKER_STARTUP_S + 1, cores=2) == 2
     assert execute.default_jobs(1000.0, cores=1) == 1
     assert execute.default_jobs(1000.0, cores=8) == 8
+
+
+def test_a_draw_of_fewer_tasks_than_workers_gives_every_worker_a_job_that_warms_it(tiny_run):
+    """The last checkpoint is drawn alone first (its KL ranking): the other workers get a job with no tasks,
+    which starts their TensorFlow and builds the models, so they are warm when the frames are handed out."""
+    from pipeline import execute
+
+    fields = dict(run_dir=str(tiny_run.run_dir), out_dir="unused", samples_path=None, eval_path=None,
+                  safe_mode=True, imports=())
+    jobs = execute.chunked(["the last checkpoint's task"], n_jobs=3, **fields)
+    assert [len(j.tasks) for j in jobs] == [1, 0, 0]
+    assert len({j.threads for j in jobs}) == 1
+    assert [len(j.tasks) for j in execute.chunked(["a"], n_jobs=1, **fields)] == [1]  # inline: no warm-up
+    many = execute.chunked(list("abcdefghij"), n_jobs=2, **fields)  # enough tasks: no job without
+    assert all(j.tasks for j in many) and sum(len(j.tasks) for j in many) == 10
+    execute._MODELS.clear()
+    assert execute.render_chunk(jobs[1]) == []
+    assert any(key[0] == str((tiny_run.run_dir / "run.json").resolve()) for key in execute._MODELS)  # built
