@@ -309,4 +309,6 @@ def main(run_dir, *, follow, poll, idle_timeout, quiet, verbose, **options):
 
 
 if __name__ == "__main__":
-    main()
+    from pipeline.startup import run_command
+
+    run_command(main)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -144,4 +143,6 @@ def main(run_dirs, *, verbose, **options):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from pipeline.startup import run_command
+
+    run_command(main)

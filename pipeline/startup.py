@@ -1,4 +1,4 @@
-"""A render process's start-up: Keras and its backend, imported quietly and without packages no render uses.
+"""A render process's start-up and end: Keras started lean and quietly, and an exit without teardown.
 
 Keras 3 and TensorFlow import some optional packages eagerly whenever they are
 installed, for features a render never touches: scikit-learn for
@@ -11,6 +11,13 @@ LEAN) and the workers they start, which inherit it. Keras then treats them as no
 for its own optional features; vaeviz's analyses import scikit-learn
 normally, later, when they run. A render called from the user's own Python
 process imports Keras as usual.
+
+At the end, Python's own teardown of a process that imported TensorFlow
+(unloading its modules and native objects, and with workers, waiting for each
+to do the same) takes about 1 s on two cores, after every output is written
+and closed. `run_command` runs a CLI as a process's whole life (`python -m
+pipeline.render`, `python -m pipeline.compare`) and ends it without that
+when no other thread or worker process is left (an inline render).
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ import sys
 
 from pipeline.quiet import quietly
 
-__all__ = ["import_keras", "hidden", "LEAN", "UNUSED"]
+__all__ = ["import_keras", "hidden", "run_command", "LEAN", "UNUSED"]
 
 LEAN = "VAEVIZ_LEAN_START"  # "1": this process is vaeviz's own (the render CLI or one of its workers)
 UNUSED = ("sklearn", "pandas", "jax")  # what Keras and TensorFlow import at start-up only for features no render uses
@@ -60,3 +67,33 @@ def import_keras():
     with quietly(), hidden(names):  # TensorFlow's start-up lines (absl, CUDA probing) stay off the terminal
         import keras
     return keras
+
+
+def run_command(command) -> None:
+    """Run a click command as `python -m` runs it, then end the process with its exit code, skipping the
+    interpreter's teardown (unloading every module) when nothing is left running: every output is written
+    and closed by then.
+
+    Only for a process that is the command (a `__main__` block), never one that goes on, such as a test
+    calling the command in-process. With another thread or a child process alive (a worker pool), the
+    process exits as usual, which shuts them down in order. atexit handlers run either way. An exception
+    other than SystemExit propagates as usual.
+    """
+    import atexit
+    import multiprocessing
+    import threading
+
+    try:
+        command.main()  # standalone: ends in SystemExit with the command's code
+        code = 0
+    except SystemExit as done:
+        code = done.code
+    if threading.active_count() > 1 or multiprocessing.active_children():
+        sys.exit(code)
+    if code is not None and not isinstance(code, int):
+        print(code, file=sys.stderr)  # what sys.exit("message") prints
+        code = 1
+    atexit._run_exitfuncs()  # what CPython's exit runs before its teardown; each prints its own error
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code or 0)

@@ -64,3 +64,41 @@ def test_the_render_cli_and_its_workers_start_lean(tmp_path, jobs):
     drawing = [s for s in seen if s["keras"]]  # the processes that drew (the parent of workers draws nothing)
     assert len({s["pid"] for s in drawing}) == jobs, seen
     assert all(s["imported"] == [] for s in drawing), seen
+
+
+COMMAND = """
+import sys
+import click
+from pipeline.startup import run_command
+
+@click.command()
+@click.argument("how")
+def main(how):
+    click.echo("partial line, no newline", nl=False)
+    if how == "usage":
+        raise click.UsageError("bad usage")
+    if how == "message":
+        sys.exit("a message")
+    if how == "three":
+        sys.exit(3)
+    if how == "atexit":
+        import atexit
+        atexit.register(print, " and the atexit handler's line", end="")
+    if how == "pool":
+        import multiprocessing, time
+        child = multiprocessing.get_context("spawn").Process(target=time.sleep, args=(0.5,))
+        child.start()  # alive at the end: the usual exit joins it
+
+run_command(main)
+print("never reached")
+"""
+
+
+@pytest.mark.parametrize("how, code, err", [("ok", 0, ""), ("three", 3, ""), ("message", 1, "a message"),
+                                            ("usage", 2, "bad usage"), ("pool", 0, ""), ("atexit", 0, "")])
+def test_run_command_ends_the_process_with_the_commands_code_its_output_flushed_and_atexit_run(how, code, err):
+    proc = subprocess.run([sys.executable, "-c", COMMAND, how], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == code, proc.stderr
+    # flushed; atexit handlers ran; nothing after the command did
+    assert proc.stdout == "partial line, no newline" + (" and the atexit handler's line" if how == "atexit" else "")
+    assert err in proc.stderr
