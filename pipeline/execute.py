@@ -26,8 +26,12 @@ __all__ = ["Job", "cores", "default_jobs", "cap_threads", "chunked", "run_jobs",
 # Measured on 2 cores (bench/RESULTS.md, section 3): a render with 2 worker processes reaches its first
 # frames this many seconds later than one rendering in its own process (spawning, and two TensorFlow
 # imports sharing the cores): 3.3 s and 4.2 s in two runs once processes started Keras lean (startup.py).
+# Since workers warm up together and an inline render skips the interpreter's teardown, 100 demo
+# checkpoints x 2 views (4 s of work) take about as long either way (8.9 and 9.6 s inline, 9.3 and 9.7 s
+# with 2 workers): a break-even nearer 2.5 s, kept at 4 s so that one process stays the choice until
+# the saving is clear.
 WORKER_STARTUP_S = 4.0
-VIEW_SECONDS = 0.035  # a view of one checkpoint of the demo model (measured), until a render of the run has
+VIEW_SECONDS = 0.02  # a view of one checkpoint of the demo model (measured), until a render of the run has
 
 _MODELS: dict = {}   # per process: (run.json path, mtime, safe_mode, imports) -> models.Models
 _SAMPLES: dict = {}  # per process: (samples path, mtime) -> {"images", "conditions"}
