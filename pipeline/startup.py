@@ -76,7 +76,8 @@ def run_command(command) -> None:
 
     Only for a process that is the command (a `__main__` block), never one that goes on, such as a test
     calling the command in-process. With another thread or a child process alive (a worker pool), the
-    process exits as usual, which shuts them down in order. atexit handlers run either way. An exception
+    process exits as usual, which shuts them down in order; so it does under a profiler or a tracer
+    (`python -m cProfile -o ...`, coverage), which write their results at exit. atexit handlers run either way. An exception
     other than SystemExit propagates as usual.
     """
     import atexit
@@ -88,7 +89,8 @@ def run_command(command) -> None:
         code = 0
     except SystemExit as done:
         code = done.code
-    if threading.active_count() > 1 or multiprocessing.active_children():
+    watched = sys.getprofile() is not None or sys.gettrace() is not None  # a profiler, coverage: they write at exit
+    if watched or threading.active_count() > 1 or multiprocessing.active_children():
         sys.exit(code)
     if code is not None and not isinstance(code, int):
         print(code, file=sys.stderr)  # what sys.exit("message") prints

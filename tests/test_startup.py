@@ -102,3 +102,14 @@ def test_run_command_ends_the_process_with_the_commands_code_its_output_flushed_
     # flushed; atexit handlers ran; nothing after the command did
     assert proc.stdout == "partial line, no newline" + (" and the atexit handler's line" if how == "atexit" else "")
     assert err in proc.stderr
+
+
+def test_run_command_leaves_a_profilers_exit_alone(tmp_path):
+    """python -m cProfile -o FILE writes FILE once the command returns: the usual exit lets it."""
+    script = tmp_path / "command.py"
+    script.write_text(COMMAND)
+    out = tmp_path / "command.prof"
+    proc = subprocess.run([sys.executable, "-m", "cProfile", "-o", str(out), str(script), "ok"], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert out.is_file() and out.stat().st_size > 0
