@@ -55,7 +55,8 @@ def demo_runs(work: Path, counts=(20, 100)) -> dict[int, Path]:
     return found
 
 
-IMPORT_KERAS = "from pipeline.startup import import_keras; import_keras()"
+# ends as a render in its own process ends (startup.run_command): without the interpreter's teardown
+IMPORT_KERAS = "from pipeline.startup import import_keras; import_keras(); import os; os._exit(0)"
 _FLOORS: dict = {}
 _STARTUP: dict = {}  # run directory -> {stage: seconds} of what a render spends before its first frame
 
@@ -64,7 +65,8 @@ def floor(run_dir: Path, n: int, reps: int = 5) -> tuple[float, float, float]:
     """Return (floor of rendering n checkpoints, one process start-up, load + encode + one decode per checkpoint).
 
     Start-up: the fastest of starting Python and importing Keras (TensorFlow behind it) as a render
-    process does (pipeline.startup.import_keras, lean). Per checkpoint: the fastest in this process of
+    process does (pipeline.startup.import_keras, lean), and ending without the interpreter's teardown, as
+    an inline render ends. Per checkpoint: the fastest in this process of
     loading a checkpoint, encoding the samples and decoding the recon's and the walk's codes in one call.
     """
     if run_dir in _FLOORS:
