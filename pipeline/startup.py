@@ -77,8 +77,8 @@ def run_command(command) -> None:
     Only for a process that is the command (a `__main__` block), never one that goes on, such as a test
     calling the command in-process. With another thread or a child process alive (a worker pool), the
     process exits as usual, which shuts them down in order; so it does under a profiler or a tracer
-    (`python -m cProfile -o ...`, coverage), which write their results at exit. atexit handlers run either way. An exception
-    other than SystemExit propagates as usual.
+    (`python -m cProfile -o ...`, coverage), which write their results at exit. atexit handlers run
+    either way. An exception other than SystemExit propagates as usual.
     """
     import atexit
     import multiprocessing

@@ -12,32 +12,35 @@ import numpy as np
 from pipeline import run
 from pipeline.models import Models
 
-PROBE = """
-import json, sys
-import numpy as np
-from pipeline import run
-from pipeline.models import Models
+TESTS = Path(__file__).parent
+PROBE = "import json, sys, test_models; print(json.dumps(test_models.calls(sys.argv[1], as_lists=True)))"
 
-run_dir = sys.argv[1]
-models = Models(run.read_run(run_dir))
-images = run.read_samples(run_dir + "/samples.h5")["images"]
-codes = np.random.default_rng(0).normal(size=(7, models.latent_dim)).astype("float32")
-checkpoints = run.list_checkpoints(run_dir)
-found = {}
-for ckpt in (checkpoints[-1], checkpoints[0]):  # the render's order: the last checkpoint first
-    models.load(ckpt.path)
-    compiled = [models.encode(images)[0], models.encode(images)[1], models.decode_raw(codes)]
-    eager = [models.encode(images, compiled=False)[0], models.encode(images, compiled=False)[1],
-             models.decode_raw(codes, compiled=False)]
-    found[ckpt.epoch] = {"compiled": [a.tolist() for a in compiled], "eager": [a.tolist() for a in eager]}
-print(json.dumps(found))
-"""
+
+def calls(run_dir, *, as_lists: bool = False) -> dict:
+    """Return {epoch: {"compiled": [z_mean, z_log_var, decoded], "eager": [...]}} of the last checkpoint, then
+    the first (the render's order: the last is drawn first), from one Models in this process."""
+    models = Models(run.read_run(run_dir))
+    images = run.read_samples(Path(run_dir) / run.SAMPLES_H5)["images"]
+    codes = np.random.default_rng(0).normal(size=(7, models.latent_dim)).astype("float32")
+    checkpoints = run.list_checkpoints(run_dir)
+    found = {}
+    for ckpt in (checkpoints[-1], checkpoints[0]):
+        models.load(ckpt.path)
+        eager = [*models.encode(images, compiled=False), models.decode_raw(codes, compiled=False)]
+        found[ckpt.epoch] = {"compiled": [*models.encode(images), models.decode_raw(codes)], "eager": eager}
+        # the user's own model, called eagerly, decodes the same
+        np.testing.assert_allclose(found[ckpt.epoch]["compiled"][2],
+                                   np.asarray(models.decoder(codes, training=False)), rtol=1e-5, atol=1e-6)
+    if as_lists:
+        return {epoch: {how: [a.tolist() for a in arrays] for how, arrays in v.items()} for epoch, v in found.items()}
+    return found
 
 
 def _calls(run_dir: Path, **env) -> dict:
-    """Return {epoch: {"compiled": [z_mean, z_log_var, decoded], "eager": [...]}} from a fresh process."""
+    """Return `calls(run_dir)` from a fresh process with `env`."""
+    path = os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])
     proc = subprocess.run([sys.executable, "-c", PROBE, str(run_dir)], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **env})
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": path, **env})
     assert proc.returncode == 0, proc.stderr[-3000:]
     return {int(k): {how: [np.asarray(a) for a in arrays] for how, arrays in v.items()}
             for k, v in json.loads(proc.stdout.strip().splitlines()[-1]).items()}
@@ -52,20 +55,8 @@ def _check(found: dict, first: int, last: int) -> None:
 
 
 def test_compiled_calls_follow_the_loaded_checkpoint_and_equal_eager_calls(tiny_run):
-    models = Models(run.read_run(tiny_run.run_dir))
-    images = run.read_samples(tiny_run.run_dir / run.SAMPLES_H5)["images"]
-    first, last = run.list_checkpoints(tiny_run.run_dir)[0], run.list_checkpoints(tiny_run.run_dir)[-1]
-    found = {}
-    for ckpt in (last, first):
-        models.load(ckpt.path)
-        z_mean, z_log_var = models.encode(images)
-        codes = np.concatenate([z_mean, np.zeros((3, models.latent_dim), np.float32)])
-        found[ckpt.epoch] = {"compiled": [z_mean, z_log_var, models.decode_raw(codes)],
-                             "eager": [*models.encode(images, compiled=False), models.decode_raw(codes, compiled=False)]}
-        # the user's own model, called eagerly, decodes the same
-        np.testing.assert_allclose(found[ckpt.epoch]["compiled"][2], models.decoder(codes, training=False),
-                                   rtol=1e-5, atol=1e-6)
-    _check(found, first.epoch, last.epoch)
+    checkpoints = run.list_checkpoints(tiny_run.run_dir)
+    _check(calls(tiny_run.run_dir), checkpoints[0].epoch, checkpoints[-1].epoch)
 
 
 def test_compiled_calls_on_the_jax_backend_follow_the_loaded_checkpoint(tiny_run):
