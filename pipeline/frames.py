@@ -99,11 +99,11 @@ def _write(view, s, drawing, out_dir: Path, epoch: int) -> str:
 
 
 def _statistics(models, inputs: Inputs, settings) -> dict:
-    """Return the epoch's latent statistics, how well logits or probabilities fit an undecided decoder,
-    and (when asked) where the analysis set's codes lie."""
+    """Return the epoch's latent statistics, how likely the samples are under an undecided decoder read as
+    logits and as probabilities, and (when asked) where the analysis set's codes lie."""
     stats = latent_stats(inputs.z_mean, inputs.z_log_var)
     if models.decides_output:
-        stats["decoder_fit"] = models.decoder_fit(inputs.images, inputs.z_mean, inputs.conditions)
+        stats["decoder_likelihood"] = models.decoder_likelihood(inputs.images, inputs.z_mean, inputs.conditions)
     if settings.analysis_set is not None:
         stats["analysis"] = analysis_summary(inputs.analysis_z)
     return stats

@@ -26,6 +26,8 @@ class StatsSettings:
 
     samples: dict  # stamp of the samples encoded
     analysis_set: dict | None = None  # stamp of the analysis set summarized too (when a view needs it)
+    # how an undecided decoder is tested (run.decides_output): statistics of another test are stale
+    decoder_test: str | None = None
 
 
 def kl_per_dim(z_mean: np.ndarray, z_log_var: np.ndarray) -> np.ndarray:

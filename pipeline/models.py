@@ -143,12 +143,22 @@ class Models:
             raw = 1.0 / (1.0 + np.exp(-raw.astype(np.float64)))
         return raw.reshape(len(raw), *self.image_shape)
 
-    def decoder_fit(self, images: np.ndarray, z_mean: np.ndarray, conditions=None) -> dict:
-        """Return the mean squared error of the samples' reconstructions read as logits and as probabilities."""
+    def decoder_likelihood(self, images: np.ndarray, z_mean: np.ndarray, conditions=None) -> dict:
+        """Return the fixed samples' mean Bernoulli log-likelihood per pixel (nats) under their reconstructions
+        read as logits and as values (probabilities), each clipped to [BERNOULLI_EPS, 1 - BERNOULLI_EPS]."""
         raw = self.decode_raw(z_mean, conditions)
         target = np.asarray(images, np.float64).reshape(len(images), *self.image_shape)
-        return {output: float(np.mean((np.clip(self.as_images(raw, output), 0, 1) - target) ** 2))
-                for output in ("logits", "probabilities")}
+        found = {}
+        for output in ("logits", "probabilities"):
+            p = np.clip(self.as_images(raw, output).astype(np.float64), BERNOULLI_EPS, 1.0 - BERNOULLI_EPS)
+            found[output] = float(np.mean(target * np.log(p) + (1.0 - target) * np.log1p(-p)))
+        return found
+
+
+# A reading's probabilities are clipped this far from 0 and 1 before the log, so that a value clipped to exactly
+# 0 or 1 costs log(1e-3) = -6.9 nats where it is wrong rather than minus infinity: decoded values that overshoot
+# [0, 1] are not ruled out by a few pixels, and sigmoid(logits) is not favoured for never reaching 0 or 1.
+BERNOULLI_EPS = 1e-3
 
 
 def log_variance(second: np.ndarray, scale: str) -> np.ndarray:

@@ -224,7 +224,7 @@ def read_facts(source: Source, settings: RenderSettings, workers, *, note) -> Fa
                  kl=None if kl is None else tuple(kl), samples=source.samples_stamp,
                  seed=int(info.get("seed", 0)), epochs=tuple(c.epoch for c in source.checkpoints),
                  last_epoch=source.selected[-1].epoch,
-                 decoding=Decoding(_decoder_output(info, stats.get("decoder_fit"), note),
+                 decoding=Decoding(_decoder_output(info, stats.get("decoder_likelihood"), note),
                                    *_condition_blocks(source, settings.latents.conditions)),
                  analysis=stats.get("analysis"), analysis_set=source.analysis_stamp, **_analysis_set_facts(source))
 
@@ -246,7 +246,8 @@ def _stats_settings(source: Source, settings: RenderSettings) -> latents.StatsSe
     if source.samples is None:
         return None
     wanted = any(views.get(name).needs_analysis for name in settings.views)
-    return latents.StatsSettings(samples=source.samples_stamp, analysis_set=source.analysis_stamp if wanted else None)
+    return latents.StatsSettings(samples=source.samples_stamp, analysis_set=source.analysis_stamp if wanted else None,
+                                 decoder_test="bernoulli-likelihood" if run.decides_output(source.info) else None)
 
 
 def _last_stats(source: Source, settings: RenderSettings, workers, note) -> dict | None:
@@ -274,20 +275,25 @@ def _last_stats(source: Source, settings: RenderSettings, workers, note) -> dict
     return latents.read_stats(workers.manifest.out_dir, last.epoch)
 
 
-def _decoder_output(info: dict, fit: dict | None, note) -> str:
-    """Return how to read the decoder: as run.json states, or, for a linear output layer on [0, 1]
-    images, whichever of logits or probabilities reconstructs the fixed samples better."""
+def _decoder_output(info: dict, likelihood: dict | None, note) -> str:
+    """Return how to read the decoder: as run.json states, or, for a linear output layer on [0, 1] images,
+    whichever of logits or probabilities gives the fixed samples the higher Bernoulli likelihood."""
     if not run.decides_output(info):
         return info.get("decoder_output") or "probabilities"
-    if not fit:
-        note("the decoder's output layer is linear and there are no samples to tell logits from "
-             "probabilities: drawing its values clipped to [0, 1] (CheckpointForViz(decoder_output=...) says which)")
+    state = ("state it: CheckpointForViz(decoder_output='logits' or 'probabilities'), or "
+             "`python -m pipeline.adopt --decoder-output logits|probabilities`")
+    if not likelihood:
+        note(f"the decoder's output layer is linear and decoder_output is not stated, and there are no samples to "
+             f"tell logits from values: drawing decoder(z) clipped to [0, 1]; {state}")
         return "probabilities"
-    chosen = min(fit, key=fit.get)
-    note(f"the decoder's output layer is linear: the fixed samples are reconstructed better read as {chosen} "
-         f"(mean squared error {fit[chosen]:.4g}, against {max(fit.values()):.4g}), so vaeviz draws "
-         + ("sigmoid(decoder(z))" if chosen == "logits" else "decoder(z) clipped to [0, 1]")
-         + "; CheckpointForViz(decoder_output=...) states it")
+    chosen = max(likelihood, key=likelihood.get)
+    other = min(likelihood, key=likelihood.get)
+    drawn = {"logits": "logits: vaeviz draws sigmoid(decoder(z))",
+             "probabilities": "values: vaeviz draws decoder(z) clipped to [0, 1]"}
+    note(f"the decoder's output layer is linear and decoder_output is not stated: read as {drawn[chosen]}, "
+         f"because the fixed samples are more likely under that reading (mean Bernoulli log-likelihood "
+         f"{likelihood[chosen]:.4g} nats per pixel, against {likelihood[other]:.4g} read as "
+         f"{'values' if other == 'probabilities' else 'logits'}); {state}")
     return chosen
 
 

@@ -151,7 +151,7 @@ class CVAE(keras.Model):
         return mean, logvar
 
 
-def train_cvae_tutorial(run_dir, x):
+def train_cvae_tutorial(run_dir, x, decoder_output="logits"):
     import tensorflow as tf
 
     keras.utils.set_random_seed(0)
@@ -175,7 +175,8 @@ def train_cvae_tutorial(run_dir, x):
         return loss
 
     callbacks = keras.callbacks.CallbackList([CheckpointForViz(
-        run_dir, x, n_samples=8, encoder=model.encoder, decoder=model.decoder, decoder_output="logits")], model=model)
+        run_dir, x, n_samples=8, encoder=model.encoder, decoder=model.decoder, decoder_output=decoder_output)],
+        model=model)
     callbacks.on_train_begin()
     for epoch in range(EPOCHS):
         callbacks.on_epoch_begin(epoch)
@@ -391,10 +392,29 @@ def blurred(x):
     return np.mean([padded[:, i:i + SIZE, j:j + SIZE] for i in range(5) for j in range(5)], axis=0) * 0.8 + 0.1
 
 
+def binary(x):
+    """Return black-and-white images: x thresholded at 0.5 (MNIST-like data binarized, as the CVAE tutorial does)."""
+    return (x > 0.5).astype(np.float32)
+
+
+# A linear decoder with decoder_output not stated, on gray and on binary data: the renderer must find from the
+# samples' Bernoulli likelihood that a BCE-on-logits decoder is read through a sigmoid and an MSE one as values.
+
 def train_logits_unstated(run_dir, x):
-    """A linear decoder trained with BCE on logits, decoder_output not stated, gray-level data: the renderer
-    must find that a sigmoid reconstructs the samples better."""
     return _train_linear(run_dir, blurred(x), LogitsVAE, 1, "logits", epochs=2 * EPOCHS)
+
+
+def train_logits_unstated_binary(run_dir, x):
+    return _train_linear(run_dir, binary(x), LogitsVAE, 1, "logits", epochs=2 * EPOCHS)
+
+
+def train_cvae_unstated_grey(run_dir, x):
+    """TensorFlow's CVAE tutorial (its decoder outputs logits) with decoder_output left unstated, gray data."""
+    return train_cvae_tutorial(run_dir, blurred(x), decoder_output=None)
+
+
+def train_cvae_unstated_binary(run_dir, x):
+    return train_cvae_tutorial(run_dir, binary(x), decoder_output=None)
 
 
 def train_gaussian(run_dir, x):
@@ -402,13 +422,19 @@ def train_gaussian(run_dir, x):
 
 
 def train_mse_linear(run_dir, x):
-    return _train_linear(run_dir, x, MseVAE, 1, "probabilities")
+    return _train_linear(run_dir, binary(x), MseVAE, 1, "probabilities")
+
+
+def train_mse_linear_grey(run_dir, x):
+    return _train_linear(run_dir, blurred(x), MseVAE, 1, "probabilities")
 
 
 ROWS = {"keras_io": train_keras_io, "pydataset": train_pydataset, "tf_data": train_tf_data,
         "cvae_tutorial": train_cvae_tutorial, "subclassed": train_subclassed, "conditional": train_conditional,
         "flat_mlp": train_flat_mlp, "gaussian": train_gaussian, "mse_linear": train_mse_linear,
-        "logits_unstated": train_logits_unstated,
+        "mse_linear_grey": train_mse_linear_grey, "logits_unstated": train_logits_unstated,
+        "logits_unstated_binary": train_logits_unstated_binary, "cvae_unstated_grey": train_cvae_unstated_grey,
+        "cvae_unstated_binary": train_cvae_unstated_binary,
         "any_backend": train_any_backend}
 
 
