@@ -153,6 +153,12 @@ class CheckpointForViz(keras.callbacks.Callback):
         self._last_saved = self._last_seen = None
         self._logged_skips: set[str] = set()
 
+    @property
+    def saved_models(self) -> tuple:
+        """Return (encoder, decoder) whose weights each checkpoint saves, once `on_train_begin` has run: the
+        user's, a functional encoder cut to (z_mean, z_log_var)."""
+        return self._encoder, self._decoder
+
     # --- hooks ------------------------------------------------------------
 
     def on_train_begin(self, logs=None):

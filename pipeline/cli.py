@@ -215,14 +215,14 @@ def settings_from(o: dict) -> RenderSettings:
 class _Progress:
     """A progress bar on stderr that appears with the first report and closes at the end."""
 
-    def __init__(self, enabled: bool):
-        self.enabled, self.bar = enabled, None
+    def __init__(self, enabled: bool, label: str = "rendering"):
+        self.enabled, self.label, self.bar = enabled, label, None
 
     def __call__(self, done: int, total: int) -> None:
         if not self.enabled:
             return
         if self.bar is None:
-            self.bar = click.progressbar(length=total, label="rendering", file=sys.stderr)
+            self.bar = click.progressbar(length=total, label=self.label, file=sys.stderr)
             self.bar.__enter__()
         self.bar.update(done - self.bar.pos)
         if done >= total:

@@ -295,11 +295,14 @@ def list_checkpoints(run_dir: Path) -> list[Checkpoint]:
     return sorted(found, key=lambda c: c.epoch)
 
 
-def write_weights(path: Path, parts: dict[str, list[np.ndarray]], *, epoch: int) -> None:
-    """Write {"encoder": [arrays], "decoder": [arrays]} (in model.weights order) atomically."""
+def write_weights(path: Path, parts: dict[str, list[np.ndarray]], *, epoch: int, origin: dict | None = None) -> None:
+    """Write {"encoder": [arrays], "decoder": [arrays]} (in model.weights order) atomically; `origin`: the
+    file they were adopted from (see `pipeline.adopt`), kept as JSON in the file's attributes."""
     def fill(f):
         f.attrs["format"] = WEIGHTS_FORMAT
         f.attrs["epoch"] = epoch
+        if origin is not None:
+            f.attrs["origin"] = json.dumps(origin)
         for part, arrays in parts.items():
             group = f.create_group(part)
             group.attrs["count"] = len(arrays)
@@ -333,6 +336,18 @@ def read_weights(path: Path) -> dict[str, list[np.ndarray]]:
     except (OSError, KeyError, ValueError) as err:
         reason = "empty file" if path.stat().st_size == 0 else f"unreadable HDF5 ({err})"
         raise CheckpointError(f"{path.name}: {reason}") from err
+
+
+def read_origin(path: Path) -> dict | None:
+    """Return the origin an adopted checkpoint records (see `write_weights`); None if it has none or is unreadable."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            origin = f.attrs.get("origin")
+            return None if origin is None else json.loads(origin)
+    except (OSError, ValueError):
+        return None
 
 
 # --- history.csv -----------------------------------------------------------

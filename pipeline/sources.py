@@ -33,7 +33,7 @@ __all__ = ["Found", "Listing", "SourceError", "find", "template_regex"]
 WEIGHTS_H5, KERAS, LEGACY_H5, TF_CHECKPOINT, BACKUP = "weights.h5", "keras", "legacy-h5", "tf-checkpoint", "backup"
 BACKUP_WEIGHTS, BACKUP_METADATA = "latest.weights.h5", "training_metadata.json"
 TF_EPOCH_VARIABLES = ("epoch", "step")  # tf.train.Checkpoint(epoch=...) or (step=...), first found wins
-_LABELLED = re.compile(r"(?i)(?:epoch|ep)[_\-.=]?(\d+)")
+_LABELLED = re.compile(r"(?i)(?<![a-z])(?:epoch|ep)[_\-.=]?(\d+)")  # not `step10`
 _NUMBER = re.compile(r"(?<!\d\.)(?<!\d)(\d+)(?!\d)(?!\.\d)")  # a whole number, not a part of a decimal
 _TF_PREFIX = re.compile(r"^(.*)-(\d+)$")
 

@@ -17,13 +17,14 @@ import pytest
 from PIL import Image
 
 import zoo_models
-from pipeline import grid, run
+from pictures import shown, tile
+from pipeline import run
 from pipeline.views.base import LABEL_WIDTH
 
 pytestmark = pytest.mark.slow
 
 TESTS = Path(__file__).parent
-SIZE, PAD, STEPS = zoo_models.SIZE, 2, 5  # --walk-steps 5: the centre column is z = 0, the anchor
+SIZE, STEPS = zoo_models.SIZE, 5  # --walk-steps 5: the centre column is z = 0, the anchor
 OTHER_BACKENDS = ["jax"] + (["torch"] if importlib.util.find_spec("torch") else [])
 
 
@@ -65,18 +66,9 @@ def zoo(tmp_path_factory, shapes16):
     return copy / "outputs", expected, proc.stdout + proc.stderr
 
 
-def tile(picture: np.ndarray, r: int, c: int, *, left: int = 0, top: int = 0) -> np.ndarray:
-    y, x = top + PAD + r * (SIZE + PAD), left + PAD + c * (SIZE + PAD)
-    return picture[y:y + SIZE, x:x + SIZE].astype(int)
-
-
 def last_frame(folder: Path) -> Path:
     """Return the frame of the last epoch: the user's model as the test holds it."""
     return sorted(folder.glob("epoch_*.png"))[-1]
-
-
-def shown(images: np.ndarray) -> np.ndarray:
-    return grid.to_uint8(images[..., 0], value_range=(0, 1)).astype(int)
 
 
 ROWS = list(zoo_models.ROWS) + [f"{b}_backend" for b in OTHER_BACKENDS]
@@ -103,7 +95,7 @@ def test_the_walks_centre_column_is_the_users_own_decode_of_the_anchor(zoo, row)
         return
     # a conditional run: one block of rows per class, each under a 16-pixel label band
     classes = sorted(set(np.argmax(conditions, axis=1)))
-    block = 16 + zoo_models.LATENT * (SIZE + PAD) + PAD
+    block = 16 + zoo_models.LATENT * (SIZE + 2) + 2  # pad 2
     assert walk.shape[0] == len(classes) * block
     for k, cls in enumerate(classes):
         c = np.eye(conditions.shape[1], dtype="float32")[[cls]]
