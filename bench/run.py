@@ -15,6 +15,7 @@ the minima (the least disturbed runs on a shared machine).
     7. the demo model end to end: default --jobs, --jobs 1, --jobs 2 and 0.1.0, beside the floor
     8. a 1000-checkpoint run: wall time, GIF sizes, the report's first-view bytes
     9. the metrics' cost per checkpoint; rendering on Keras' JAX backend against TensorFlow
+   10. adopting ModelCheckpoint files (pipeline.adopt): seconds per checkpoint, beside Keras' own load
 
 --quick runs tiny sizes (under two minutes) to check that it all works; its
 figures mean little and it writes no RESULTS.md unless given --results.
@@ -38,18 +39,18 @@ sys.path.insert(0, str(BENCH))
 FULL = {"size": 32, "latent_dim": 8, "filters": 16, "images": 4096, "batch": 64, "epochs": 6, "rounds": 2,
         "s2_rounds": 12, "s2_orig_rounds": 3, "s3_checkpoints": 60, "s3_rounds": 2,
         "s4_checkpoints": 200, "s4_reps": 7, "s5_checkpoints": 200, "s7_rounds": 3, "s7_views_rounds": 2,
-        "s8_checkpoints": 1000, "s9_reps": 2}
+        "s8_checkpoints": 1000, "s9_reps": 2, "s10_checkpoints": 20, "s10_rounds": 3}
 QUICK = {"size": 16, "latent_dim": 3, "filters": 4, "images": 256, "batch": 64, "epochs": 3, "rounds": 2,
          "s2_rounds": 3, "s2_orig_rounds": 2, "s3_checkpoints": 40, "s3_rounds": 1,
          "s4_checkpoints": 40, "s4_reps": 3, "s5_checkpoints": 40, "s7_rounds": 1, "s7_views_rounds": 1,
-         "s8_checkpoints": 120, "s9_reps": 1}
+         "s8_checkpoints": 120, "s9_reps": 1, "s10_checkpoints": 3, "s10_rounds": 1}
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="tiny sizes: check that the benchmark runs")
-    parser.add_argument("--sections", default="1,2,3,4,5,6,7,8,9", help="which sections to run, e.g. `2,3`")
+    parser.add_argument("--sections", default="1,2,3,4,5,6,7,8,9,10", help="which sections to run, e.g. `2,3`")
     parser.add_argument("--results", type=Path, help="markdown file to write [full: bench/RESULTS.md; quick: none]")
     parser.add_argument("--work", type=Path, help="scratch folder (kept) [default: a temporary folder, removed]")
     args = parser.parse_args(argv)
@@ -59,6 +60,7 @@ def main(argv=None) -> int:
     work = args.work or Path(tempfile.mkdtemp(prefix="vaeviz-bench-"))
     work.mkdir(parents=True, exist_ok=True)
 
+    import adopting
     import backends
     import demo
     import training
@@ -101,7 +103,8 @@ def main(argv=None) -> int:
         if 6 in sections_wanted:
             sections.append(_timed(backends.section, p, log))
             loads.append(("after 6", load_average()))
-        for number, fn in ((7, demo.end_to_end), (8, demo.long_run), (9, demo.analyses_and_backends)):
+        for number, fn in ((7, demo.end_to_end), (8, demo.long_run), (9, demo.analyses_and_backends),
+                           (10, adopting.adopt_files)):
             if number in sections_wanted:
                 sections.append(_timed(fn, p, work, log))
                 loads.append((f"after {number}", load_average()))
@@ -137,7 +140,8 @@ def _timed(fn, *args):
                  "scaling": "3. Scaling over cores", "startup": "4. Incremental re-render and start-up",
                  "memory_growth": "5. Render worker memory", "section": "6. In-loop cost per backend",
                  "end_to_end": "7. The demo model end to end", "long_run": "8. A long run",
-                 "analyses_and_backends": "9. The analyses' cost, and rendering on Keras' JAX backend"}
+                 "analyses_and_backends": "9. The analyses' cost, and rendering on Keras' JAX backend",
+                 "adopt_files": "10. Adopting ModelCheckpoint files"}
         section = Section(f"{title.get(fn.__name__, fn.__name__)} (failed)")
         section.notes.append(f"This section failed: {type(err).__name__}: {str(err)[-1500:]}")
         section.goals.append(Goal(section.title, "n/a", "runs", False, "failed"))

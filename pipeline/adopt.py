@@ -58,18 +58,20 @@ class Summary:
     unchanged: list[int] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     unnumbered: dict[str, str] = field(default_factory=dict)
-    seconds: float = 0.0
+    seconds: float = 0.0  # all of it, Keras' start-up included
+    copy_seconds: float | None = None  # loading and writing the checkpoints (not with --follow)
 
     def line(self) -> str:
         """Return the one-line summary the CLI prints."""
         n = len(self.adopted)
-        each = f" ({self.seconds / n:.2f} s each)" if n else ""
+        each = f" ({self.copy_seconds / n:.2f} s a checkpoint)" if n and self.copy_seconds is not None else ""
         parts = [f"adopted {n} checkpoint{'s' * (n != 1)} into {self.run_dir} in {self.seconds:.1f} s{each}"]
         if self.unchanged:
             parts.append(f"{len(self.unchanged)} already adopted")
         if self.failed or self.unnumbered:
             parts.append(f"{len(self.failed) + len(self.unnumbered)} skipped (named above)")
-        return "; ".join(parts) + f". Render it: python -m pipeline.render {self.run_dir}"
+        return "; ".join(parts) + (f". Render it: python -m pipeline.render {self.run_dir}"
+                                   if self.adopted or self.unchanged else ": nothing to render")
 
 
 def as_adopt_options(message: str) -> str:
@@ -240,11 +242,14 @@ class Loader:
             return (f"{name}: its weights do not fit the model (a checkpoint of another architecture?): "
                     + "; ".join(differences[:3]) + (f"; and {len(differences) - 3} more" if len(differences) > 3
                                                     else ""))
+        legacy = (" A Keras 2 .h5 file loads into Keras 3 only where Keras 3 reads it: the weights of functional and "
+                  "Sequential models, layer by layer; save .weights.h5 files (ModelCheckpoint(save_weights_only="
+                  "True)) for other models") if found.format == sources.LEGACY_H5 else ""
         if err is not None:
-            return f"{name}: does not load into the model ({type(err).__name__}: {str(err).strip()[:600]})"
+            return f"{name}: does not load into the model ({type(err).__name__}: {str(err).strip()[:600]}).{legacy}"
         return (f"{name}: loaded, but left {len(unloaded)} of the encoder's and decoder's variables unset "
                 f"({', '.join(unloaded[:4])}{', ...' if len(unloaded) > 4 else ''}): it is not a checkpoint of "
-                f"this model (another architecture, or the model saved under another name)")
+                f"this model (another architecture, or the model saved under another name).{legacy}")
 
     def _differences(self, layout: dict) -> list[str]:
         """Return where a file's weight arrays differ from the model's own (Keras' .weights.h5 paths and shapes)."""
@@ -364,21 +369,26 @@ def _adopted(run_dir: Path) -> dict[int, dict | None]:
     return {c.epoch: run.read_origin(c.path) for c in run.list_checkpoints(run_dir)}
 
 
+def same_bytes(origin: dict | None, stamp: dict) -> bool:
+    """Return whether an adopted checkpoint's origin is the file of `stamp` (path, format, size, mtime) as it is."""
+    return origin is not None and all(origin.get(k) == v for k, v in stamp.items())
+
+
 def adopt_one(found: Found, loader: Loader, run_dir: Path, summary: Summary, done: dict) -> None:
     """Adopt one checkpoint unless the run has it from the same bytes; a failure is recorded, never raised."""
     stamp = found.stamp()
-    if done.get(found.epoch) == stamp:
+    if same_bytes(done.get(found.epoch), stamp):
         summary.unchanged.append(found.epoch)
         return
     try:
         parts = loader.load(found)
-        origin = {**stamp, "path": str(found.path.resolve()), **({"epoch_from": found.how} if found.how else {})}
+        origin = {**stamp, **({"epoch_from": found.how} if found.how else {})}
         run.write_weights(run_dir / run.WEIGHTS_DIR / run.checkpoint_name(found.epoch), parts, epoch=found.epoch,
                           origin=origin)
     except CheckpointFileError as err:
         summary.failed[str(found.path)] = str(err)
         return
-    done[found.epoch] = stamp
+    done[found.epoch] = origin
     summary.adopted.append(found.epoch)
 
 
@@ -413,9 +423,12 @@ def adopt(source, *, model: str, run_dir, data=None, history=None, encoder: str 
     started, paths = time.perf_counter(), [str(s) for s in ([source] if isinstance(source, (str, Path)) else source)]
     run_dir = Path(run_dir)
     listing = _listing(paths, epoch_pattern, waiting=follow)
-    user = build_model(model, imports=imports, safe_mode=safe_mode)
-    enc, dec = model_part(user, encoder, "encoder"), model_part(user, decoder, "decoder")
-    ensure_built(user, enc)
+    from pipeline.quiet import quietly
+
+    with quietly():  # TensorFlow's start-up lines (CUDA probing at the first op) stay off the terminal
+        user = build_model(model, imports=imports, safe_mode=safe_mode)
+        enc, dec = model_part(user, encoder, "encoder"), model_part(user, decoder, "decoder")
+        ensure_built(user, enc)
     callback = begin_run(run_dir, enc, dec, data=data, n_samples=n_samples, seed=seed, note=note, **stated)
     loader, summary, done = Loader(user, *callback.saved_models), Summary(run_dir), _adopted(run_dir)
     record = {"source": paths, "model": str(model), "encoder": encoder, "decoder": decoder}
@@ -428,10 +441,12 @@ def adopt(source, *, model: str, run_dir, data=None, history=None, encoder: str 
                     sleep=sleep, history=history)
         else:
             summary.unnumbered = {str(p): why for p, why in listing.unnumbered.items()}
+            loop = time.perf_counter()
             for i, found in enumerate(listing.found.values()):
                 adopt_one(found, loader, run_dir, summary, done)
                 if progress is not None:
                     progress(i + 1, len(listing.found))
+            summary.copy_seconds = time.perf_counter() - loop
     finally:
         finish_run(run_dir, record, finished=True)
         summary.seconds = time.perf_counter() - started
@@ -451,13 +466,13 @@ def _follow(paths, epoch_pattern, loader: Loader, summary: Summary, done: dict, 
                 note(f"skipped: {path}: {why}")
         for found in listing.found.values():
             stamp = found.stamp()
-            if stamp in (done.get(found.epoch), failed.get(found.path)):
+            if same_bytes(done.get(found.epoch), stamp) or failed.get(found.path) == stamp:
                 continue
             if seen.get(found.path) != stamp:  # new or still being written: taken at the next poll if unchanged
                 seen[found.path], last_new = stamp, time.monotonic()
                 continue
             adopt_one(found, loader, summary.run_dir, summary, done)
-            if done.get(found.epoch) == stamp:
+            if same_bytes(done.get(found.epoch), stamp):
                 note(f"adopted epoch {found.epoch} from {found.path}")
             else:
                 failed[found.path] = stamp  # tried again only once the file changes
@@ -575,9 +590,14 @@ def main(source, *, model_spec, run_dir, imports, unsafe, quiet, verbose, value_
       python -m pipeline.adopt "runs/vae/*.keras" --model runs/vae/vae.01.keras --run checkpoints/vae
       python -m pipeline.adopt runs/vae --model my_models:build_vae --run checkpoints/vae --follow
     """
+    import os
     import sys
 
     from pipeline.cli import _Progress
+    from pipeline.quiet import VERBOSE
+
+    if verbose:
+        os.environ[VERBOSE] = "1"  # TensorFlow's start-up lines too
 
     say = (lambda msg: None) if quiet else (lambda msg: click.echo(msg, err=True))
     bar = _Progress(not quiet and not options["follow"] and sys.stderr.isatty(), label="adopting")

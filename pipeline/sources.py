@@ -55,7 +55,7 @@ class Found:
     def stamp(self) -> dict:
         """Return what identifies this checkpoint's bytes cheaply: each file's size and modification time."""
         stats = [f.stat() for f in self.files]
-        return {"path": str(self.path), "format": self.format,
+        return {"path": str(self.path.resolve()), "format": self.format,
                 "size": sum(s.st_size for s in stats), "mtime_ns": max(s.st_mtime_ns for s in stats)}
 
 

@@ -53,6 +53,7 @@ def trained(tmp_path_factory, shapes16):
     functional.fit(x, x, epochs=EPOCHS, batch_size=32, verbose=0, callbacks=[
         keras.callbacks.ModelCheckpoint(str(root / "func" / "epoch{epoch}.weights.h5"), save_weights_only=True),
         keras.callbacks.BackupAndRestore(str(root / "func_backup"), delete_checkpoint=False)])
+    functional.save(root / "legacy" / f"vae.{EPOCHS:02d}.h5")  # Keras' legacy HDF5 full save
     return root
 
 
@@ -125,6 +126,8 @@ def test_tf_train_checkpoint_manager_epoch_from_its_step_variable(trained, tmp_p
     check_against_users_model(render, tmp_path, tmp_path / "run", model, 3)
     origin = run.read_origin(tmp_path / "run" / run.WEIGHTS_DIR / run.checkpoint_name(3))
     assert origin["path"].endswith("ckpt-3") and origin["epoch_from"] == "its `step` variable"
+    again = adopt(source, "--model", "adopt_models:build_keras_io", "--run", tmp_path / "run")
+    assert again.exit_code == 0 and "adopted 0 checkpoints" in again.output and "3 already adopted" in again.output
 
 
 def test_keras_archives_of_a_registered_subclass_with_the_model_from_one_of_them(trained, tmp_path, render):
@@ -157,6 +160,17 @@ def test_backup_and_restore_folder_adopts_its_one_state_at_its_epoch(trained, tm
     model = am.build_functional()
     model.load_weights(source / "latest.weights.h5")
     check_against_users_model(render, tmp_path, tmp_path / "run", model, EPOCHS)
+
+
+def test_a_legacy_h5_file_adopts_where_keras_3_loads_it_and_says_where_it_does_not(trained, tmp_path, render):
+    result = adopt(trained / "legacy", "--model", "adopt_models:build_functional", "--run", tmp_path / "run",
+                   "--data", trained / "x.npy", "--n-samples", N, sources=[trained / "legacy"])
+    assert result.exit_code == 0, result.output
+    model = am.build_functional()
+    model.load_weights(trained / "legacy" / f"vae.{EPOCHS:02d}.h5")
+    check_against_users_model(render, tmp_path, tmp_path / "run", model, EPOCHS)
+    result = adopt(trained / "legacy", "--model", "adopt_models:build_keras_io", "--run", tmp_path / "sub")
+    assert result.exit_code == 2 and "only where Keras 3 reads it" in result.output, result.output
 
 
 def test_without_data_the_run_renders_the_views_that_need_no_samples(trained, tmp_path, render):

@@ -45,3 +45,11 @@ def test_the_custom_training_loop_example_writes_a_run(tmp_path, shapes16, monke
     assert info["finished"] and info["encoder_form"] == "concat" and info["decoder_output"] == "logits"
     assert [c.epoch for c in run.list_checkpoints(tmp_path / "checkpoints" / "cvae")] == [1, 2]
     assert np.isfinite([r["loss"] for r in run.read_history(tmp_path / "checkpoints" / "cvae" / run.HISTORY_CSV)]).all()
+
+
+def test_every_option_the_readme_gives_adopt_is_one_it_takes():
+    from pipeline.adopt import main
+
+    section = README[README.index("### Checkpoints you already have"):README.index("## 3. What each latent does")]
+    named = set(re.findall(r"(?<![\w-])(--[a-z][a-z-]+)", section))
+    assert named and named <= {opt for param in main.params for opt in param.opts}, named
