@@ -159,11 +159,13 @@ def model_part(model, name: str, role: str):
 
 def ensure_built(model, encoder) -> None:
     """Build a model Keras cannot load weights into yet, by calling it once on zeros shaped as the encoder's input."""
+    from pipeline.callback import _declared_input_shape
+
     if model.built:
         return
     try:
-        model(np.zeros((1, *[int(d) for d in encoder.inputs[0].shape[1:]]), np.float32))
-    except Exception as err:  # no call(), no declared input shape
+        model(np.zeros((1, *_declared_input_shape(encoder)), np.float32))
+    except Exception as err:  # no call(), no declared input shape (None)
         raise AdoptError(f"The model is not built, so Keras cannot load weights into it, and calling it on zeros "
                          f"failed ({type(err).__name__}: {err}). Build it where it is made: call it on a batch "
                          f"(model(x[:1])) or model.build(input_shape), as training must have before saving.") from err
@@ -301,10 +303,9 @@ def _samples(data, encoder) -> tuple:
         return None, None, None, None
     from pipeline import data as data_mod
 
-    try:
-        shape = [int(d) for d in encoder.inputs[0].shape[1:]]
-    except (AttributeError, ValueError, TypeError, IndexError):
-        shape = None  # a subclassed encoder: the images as they are
+    from pipeline.callback import _declared_input_shape
+
+    shape = _declared_input_shape(encoder)  # None for a subclassed encoder: the images as they are
     square = shape is not None and len(shape) == 3 and shape[0] == shape[1]
     loaded = data_mod.load(data, image_size=shape[0] if square else None, channels=shape[2] if square else None)
     images = loaded.images
