@@ -2,7 +2,9 @@
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed
+# .[render] is what running vaeviz needs (demo, render, compare); .[dev] adds the test and bench tools.
+RENDER_STAMP := $(VENV)/.installed-render
+DEV_STAMP    := $(VENV)/.installed-dev
 RUN    ?=
 EVERY  ?=
 DEMO_EPOCHS ?= 20
@@ -11,18 +13,26 @@ DEMO_TRAIN  ?= --data shapes --image-size 32 --latent-dim 8 --n-images 4096 --n-
 DEMO_VIEWS  ?= recon,walk,kl,manifold,samples,interp,traversal,clusters,metrics
 DEMO_RENDER := checkpoints/demo --out outputs/demo --views $(DEMO_VIEWS) --scale 2
 
-.PHONY: install browser test test-fast demo render compare bench clean
+.PHONY: install install-dev browser test test-fast demo render compare bench clean
 
-install: $(STAMP)
+install: $(RENDER_STAMP)
+install-dev: $(DEV_STAMP)
 
-# Re-running is a no-op until pyproject.toml changes.
-$(STAMP): pyproject.toml
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+$(PY):
+	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
-	@touch $(STAMP)
 
-test: install browser
+# Each extra installs once; re-running is a no-op until pyproject.toml changes.
+$(RENDER_STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[render]'
+	@touch $@
+
+# The dev extra holds the render extra, so it brings both up to date (make demo after make test is a no-op).
+$(DEV_STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $@ $(RENDER_STAMP)
+
+test: install-dev browser
 	$(PY) -m pytest -q
 
 # The report test drives Debian's headless Chromium; install it where missing and possible.
@@ -34,7 +44,7 @@ browser:
 	      || echo "could not install chromium: the browser test will be skipped"; \
 	  else echo "no chromium and no root apt-get: the browser test will be skipped"; fi; }
 
-test-fast: install
+test-fast: install-dev
 	$(PY) -m pytest -q -m "not slow"
 
 # Trains once; a second `make demo` only re-renders (rm -rf checkpoints/demo to train again).
@@ -73,7 +83,7 @@ compare: install
 	@test -n "$(RUNS)" || { echo "usage: make compare RUNS=\"checkpoints/a checkpoints/b\" [OUT=outputs/compare]"; exit 2; }
 	$(PY) -m pipeline.compare $(RUNS) --out $(or $(OUT),outputs/compare) --views recon,walk,kl,clusters,metrics
 
-bench: install
+bench: install-dev
 	$(PY) bench/run.py
 
 clean:
