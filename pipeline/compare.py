@@ -16,6 +16,11 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
+if __name__ == "__main__":  # before click and Keras: say what to install where the render extra is missing
+    from pipeline.startup import require_render
+
+    require_render()
+
 import click
 
 from pipeline import plan, run, views, writers

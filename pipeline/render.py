@@ -588,7 +588,9 @@ if __name__ == "__main__":
 
     if getattr(sys.modules.get("__main__"), "render", None) is render:  # not so under a profiler's runpy
         sys.modules.setdefault("pipeline.render", sys.modules["__main__"])  # the CLI imports this file: not twice
+    from pipeline.startup import require_render, run_command
+
+    require_render()  # before the CLI imports click
     from pipeline.cli import main
-    from pipeline.startup import run_command
 
     run_command(main)

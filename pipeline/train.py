@@ -11,6 +11,11 @@ import os
 import sys
 from pathlib import Path
 
+if __name__ == "__main__":  # before click and Keras: say what to install where the render extra is missing
+    from pipeline.startup import require_render
+
+    require_render()
+
 import click
 
 
