@@ -9,7 +9,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +16,8 @@ import pytest
 from PIL import Image
 
 from pipeline.startup import INSTALL_RENDER, RENDER_PACKAGES
+
+tomllib = pytest.importorskip("tomllib", reason="reads pyproject.toml with Python 3.11's tomllib")
 
 ROOT = Path(__file__).parent.parent
 TESTS = Path(__file__).parent
