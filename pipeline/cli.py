@@ -194,9 +194,11 @@ _OPTIONS = [
 ]
 
 
-def render_options(command):
-    """Add every option that builds RenderSettings to a click command (see `settings_from`)."""
-    return functools.reduce(lambda f, option: option(f), reversed(_OPTIONS), command)
+def render_options(command, *, only=None):
+    """Add every option that builds RenderSettings to a click command (see `settings_from`), or those whose
+    parameter names are in `only` (a command that shares some of the render's options: pipeline.serve)."""
+    chosen = [o for o in _OPTIONS if only is None or o(lambda: None).__click_params__[0].name in only]
+    return functools.reduce(lambda f, option: option(f), reversed(chosen), command)
 
 
 def settings_from(o: dict) -> RenderSettings:
