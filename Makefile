@@ -13,7 +13,7 @@ DEMO_TRAIN  ?= --data shapes --image-size 32 --latent-dim 8 --n-images 4096 --n-
 DEMO_VIEWS  ?= recon,walk,kl,manifold,samples,interp,traversal,clusters,metrics
 DEMO_RENDER := checkpoints/demo --out outputs/demo --views $(DEMO_VIEWS) --scale 2
 
-.PHONY: install install-dev browser test test-fast demo render compare bench clean
+.PHONY: install install-dev browser test test-fast demo render serve compare bench clean
 
 install: $(RENDER_STAMP)
 install-dev: $(DEV_STAMP)
@@ -69,7 +69,8 @@ demo: install
 	  chromium --headless --no-sandbox --disable-gpu --disable-background-networking --disable-component-update \
 	    --disable-sync --no-first-run --user-data-dir=$$(mktemp -d) --hide-scrollbars --window-size=1000,1500 \
 	    --screenshot=outputs/demo/report.png "file://$(CURDIR)/outputs/demo/index.html" >/dev/null 2>&1 \
-	  && echo "screenshot of the report: outputs/demo/report.png"; fi; \
+	  && echo "screenshot of the report: outputs/demo/report.png"; \
+	  $(PY) -m pipeline.serve checkpoints/demo --port 0 --screenshot outputs/demo/explorer.png; fi; \
 	echo "Look at outputs/demo/index.html (the report), or the files beside it: inputs.png, recon.gif, walk.gif,"; \
 	echo "kl.png, manifold.gif, samples.gif, interp.gif, traversal.gif, clusters.gif, metrics.png, one PNG per epoch."; \
 	echo "make demo took $$(( $$(date +%s) - start )) s"
@@ -77,6 +78,11 @@ demo: install
 # Without RUN: every run directory under checkpoints/, each into outputs/<run name>.
 render: install
 	$(PY) -m pipeline.render $(RUN) $(if $(EVERY),--every $(EVERY))
+
+# The explorer of one run: drag each latent and the epoch in the browser, e.g. make serve RUN=checkpoints/demo
+serve: install
+	@test -n "$(RUN)" || { echo "usage: make serve RUN=checkpoints/NAME [PORT=8765]"; exit 2; }
+	$(PY) -m pipeline.serve $(RUN) $(if $(PORT),--port $(PORT))
 
 # One page over several runs, e.g. make compare RUNS="checkpoints/beta1 checkpoints/beta4"
 compare: install

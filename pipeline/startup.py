@@ -87,7 +87,7 @@ def require_render() -> None:
     """Exit 2, naming what is missing and the install line, where the render's packages are not installed.
 
     Called by each render command before it imports click or Keras: `python -m pipeline.render`, compare,
-    adopt, train, and the vaeviz-* scripts.
+    adopt, train, serve, and the vaeviz-* scripts.
     """
     missing = missing_render_packages()
     if not missing:
@@ -109,6 +109,7 @@ def _script(module: str):
 
 vaeviz_render, vaeviz_compare = _script("pipeline.cli"), _script("pipeline.compare")
 vaeviz_adopt, vaeviz_train = _script("pipeline.adopt"), _script("pipeline.train")
+vaeviz_serve = _script("pipeline.serve")
 
 
 def import_keras():

@@ -111,10 +111,10 @@ def gif_frames():
     return frames
 
 
-@pytest.fixture
-def open_page():
-    """Return `open_page(html_path) -> (page, requests)`: the page in headless Debian Chromium (driven by
-    Playwright), loaded, and the list of every URL it requested. Skips where Chromium is not installed."""
+@pytest.fixture(scope="session")
+def browser():
+    """Return headless Debian Chromium driven by Playwright (one for the session). Skips where Chromium is not
+    installed."""
     import shutil
 
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -127,13 +127,24 @@ def open_page():
         browser = p.chromium.launch(executable_path=chromium, args=[
             "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
             "--disable-sync", "--no-first-run"])
-
-        def open_(path: Path):
-            page, requests = browser.new_page(viewport={"width": 1200, "height": 900}), []
-            page.on("request", lambda r: requests.append(r.url))
-            page.goto(Path(path).as_uri())
-            page.wait_for_load_state("load")
-            return page, requests
-
-        yield open_
+        yield browser
         browser.close()
+
+
+@pytest.fixture
+def open_page(browser):
+    """Return `open_page(html_path or URL) -> (page, requests)`: the page in headless Debian Chromium, loaded,
+    and the list of every URL it requested. Skips where Chromium is not installed."""
+    pages = []
+
+    def open_(path):
+        page, requests = browser.new_page(viewport={"width": 1200, "height": 900}), []
+        pages.append(page)
+        page.on("request", lambda r: requests.append(r.url))
+        page.goto(path if isinstance(path, str) else Path(path).as_uri())
+        page.wait_for_load_state("load")
+        return page, requests
+
+    yield open_
+    for page in pages:
+        page.close()

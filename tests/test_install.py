@@ -24,7 +24,8 @@ TESTS = Path(__file__).parent
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 TEST_ONLY = {"pytest", "hypothesis", "playwright", "jax", "jaxlib", "ray", "dask", "distributed",
              "disentanglement-lib"}
-COMMANDS = ["pipeline.render", "pipeline.cli", "pipeline.compare", "pipeline.adopt", "pipeline.train"]
+COMMANDS = ["pipeline.render", "pipeline.cli", "pipeline.compare", "pipeline.adopt", "pipeline.train",
+            "pipeline.serve"]
 
 # Imported first by every Python started with it on PYTHONPATH: the top-level packages named in HIDE look
 # uninstalled, as in an environment where only `pip install vaeviz` ran.
