@@ -39,6 +39,7 @@ import functools
 import ipaddress
 import itertools
 import json
+import logging
 import math
 import os
 import socket
@@ -418,6 +419,9 @@ def is_loopback(host: str) -> bool:
 class _Handler(BaseHTTPRequestHandler):
     server_version, sys_version = "vaeviz-explorer", ""
     protocol_version = "HTTP/1.1"  # keep-alive: a drag's requests reuse one connection
+    # headers and body leave in two writes: with Nagle's algorithm the body waited for the client's delayed ACK,
+    # 40 ms on Linux loopback, most of a decode's latency
+    disable_nagle_algorithm = True
     timeout = 60  # an idle connection's thread ends after this
 
     def do_GET(self):
@@ -552,6 +556,8 @@ def main(run_dir, *, port, host, walk_range, channels, normalize, active_kl, con
     os.environ[LEAN] = "1"  # Keras without what no decode uses (startup.py)
     if verbose:
         os.environ[VERBOSE] = "1"  # TensorFlow's start-up lines too
+    else:  # each cached epoch's models trace their own calls: TensorFlow's warning about retracing is no news
+        logging.getLogger("tensorflow").setLevel(logging.ERROR)
     say = lambda msg: click.echo(msg, err=True)  # noqa: E731
     if not is_loopback(host):
         say(f"warning: serving on {host}, not loopback: anyone who can reach this machine's port can read the "

@@ -155,6 +155,7 @@ def test_page_has_an_epoch_slider_and_one_slider_per_latent_in_the_walks_order(p
         assert rows.nth(r).locator("label").inner_text().split() == [f"z{d}", "KL", f"{kl[d]:.2f}"]
         assert rows.nth(r).locator("input").get_attribute("min") == str(float(normal_ppf(0.05)))
     assert page.locator("#samples img").count() == SAMPLES
+    assert page.locator("#condition-row").is_hidden()  # not a conditional VAE
 
 
 def test_a_latent_at_either_end_shows_the_python_decode_and_the_walks_end_column(page, python_decode, walk_png):
