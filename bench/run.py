@@ -16,6 +16,7 @@ the minima (the least disturbed runs on a shared machine).
     8. a 1000-checkpoint run: wall time, GIF sizes, the report's first-view bytes
     9. the metrics' cost per checkpoint; rendering on Keras' JAX backend against TensorFlow
    10. adopting ModelCheckpoint files (pipeline.adopt): seconds per checkpoint, beside Keras' own load
+   12. the explorer (pipeline.serve) in Chromium: latent and epoch sliders, 10 clients at once (bench/serving.py)
 
 --quick runs tiny sizes (under two minutes) to check that it all works; its
 figures mean little and it writes no RESULTS.md unless given --results.
@@ -50,7 +51,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="tiny sizes: check that the benchmark runs")
-    parser.add_argument("--sections", default="1,2,3,4,5,6,7,8,9,10", help="which sections to run, e.g. `2,3`")
+    parser.add_argument("--sections", default="1,2,3,4,5,6,7,8,9,10,12", help="which sections to run, e.g. `2,3`")
     parser.add_argument("--results", type=Path, help="markdown file to write [full: bench/RESULTS.md; quick: none]")
     parser.add_argument("--work", type=Path, help="scratch folder (kept) [default: a temporary folder, removed]")
     args = parser.parse_args(argv)
@@ -65,6 +66,7 @@ def main(argv=None) -> int:
     import demo
     import training
     import rendering
+    import serving
     from util import load_average, machine
 
     started = time.perf_counter()
@@ -104,7 +106,7 @@ def main(argv=None) -> int:
             sections.append(_timed(backends.section, p, log))
             loads.append(("after 6", load_average()))
         for number, fn in ((7, demo.end_to_end), (8, demo.long_run), (9, demo.analyses_and_backends),
-                           (10, adopting.adopt_files)):
+                           (10, adopting.adopt_files), (12, serving.explore)):
             if number in sections_wanted:
                 sections.append(_timed(fn, p, work, log))
                 loads.append((f"after {number}", load_average()))
@@ -141,7 +143,7 @@ def _timed(fn, *args):
                  "memory_growth": "5. Render worker memory", "section": "6. In-loop cost per backend",
                  "end_to_end": "7. The demo model end to end", "long_run": "8. A long run",
                  "analyses_and_backends": "9. The analyses' cost, and rendering on Keras' JAX backend",
-                 "adopt_files": "10. Adopting ModelCheckpoint files"}
+                 "adopt_files": "10. Adopting ModelCheckpoint files", "explore": "12. The explorer"}
         section = Section(f"{title.get(fn.__name__, fn.__name__)} (failed)")
         section.notes.append(f"This section failed: {type(err).__name__}: {str(err)[-1500:]}")
         section.goals.append(Goal(section.title, "n/a", "runs", False, "failed"))
