@@ -12,7 +12,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from pipeline import latents, plan, views, writers
+from pipeline import animate, latents, plan, run, views, writers
 from pipeline.views.base import ANIMATION, RUN_PICTURE
 
 __all__ = ["write_report", "draw_history", "metric_names", "render_template", "HISTORY_PNG"]
@@ -51,8 +51,26 @@ def _history_section(manifest: plan.Manifest, history: dict) -> dict:
     return {"id": "history", "title": "Training curves", "picture": HISTORY_PNG, "about": "from history.csv"}
 
 
-def _view_section(manifest: plan.Manifest, view, selected) -> dict | None:
-    """Return a view's section: frames with a slider and its animations, one picture, or links."""
+def _pages(manifest: plan.Manifest, view, s, frame: str, image_height: int) -> dict:
+    """Return {"pages": [{label, top, height}], "width", "height"} of a frame the report shows a band at a time
+    (see View.pages), or {} to show it whole."""
+    import struct
+
+    try:
+        with open(manifest.out_dir / frame, "rb") as f:
+            width, height = struct.unpack(">II", f.read(24)[16:24])  # the PNG's IHDR chunk
+    except (OSError, struct.error):
+        return {}
+    bands = view.pages(s, image_height=image_height, frame_height=height)
+    if not bands:
+        return {}
+    return {"width": width, "height": height, "caption": animate.CAPTION_HEIGHT,
+            "pages": [{"label": label, "top": top, "height": h} for top, h, label in bands]}
+
+
+def _view_section(manifest: plan.Manifest, view, s, selected, image_height: int) -> dict | None:
+    """Return a view's section: frames with a slider (shown a page at a time where the view pages them) and its
+    animations, one picture, or links."""
     section = {"id": view.name, "title": view.title, "about": view.about}
     if view.kind in (RUN_PICTURE, ANIMATION):
         return {**section, "picture": view.file()} if manifest.has(view.file()) else None
@@ -66,7 +84,8 @@ def _view_section(manifest: plan.Manifest, view, selected) -> dict | None:
                 "links": [(name, name) for name in made if name not in pictures]
                 + [(f"epoch {e}", view.file(e)) for e in epochs]}
     return {**section, "frames": [[e, view.file(e)] for e in epochs],
-            "animations": [a for a in (f"{view.name}.gif", f"{view.name}.mp4") if a in manifest.files]}
+            "animations": [a for a in (f"{view.name}.gif", f"{view.name}.mp4") if a in manifest.files],
+            **_pages(manifest, view, s, view.file(epochs[-1]), image_height)}
 
 
 def _settings_rows(settings, chosen, picture) -> list[tuple[str, str]]:
@@ -101,7 +120,8 @@ def write_report(manifest: plan.Manifest, *, source, chosen, settings, picture, 
     if manifest.has("inputs.png"):
         sections.insert(0, {"id": "inputs", "title": "Inputs", "picture": "inputs.png",
                             "about": "the fixed samples, as fed to the model"})
-    sections += [s for s in (_view_section(manifest, view, selected) for view, _ in chosen) if s]
+    image_height = run.image_shape(source.info)[0]
+    sections += [s for s in (_view_section(manifest, view, vs, selected, image_height) for view, vs in chosen) if s]
     missing = [n for n in settings.views if views.get(n).needs_samples and source.samples is None]
     notes = [f"not drawn: {', '.join(missing)} (they need the run's samples: pass --data PATH)"] if missing else []
     context = dict(

@@ -172,3 +172,61 @@ def test_bad_channel_specs_are_usage_errors(render, tiny_run, tmp_path):
     for spec in ("0:purple", "0:red,1", "x"):
         result = render(tiny_run.run_dir, "--out", tmp_path, "--channels", spec)
         assert result.exit_code == 2 and "0:magenta,1:green" in result.output
+
+
+# --- a long walk, a page of rows at a time ------------------------------------------------------------
+
+
+def test_page_bands_hold_32_rows_each_with_their_pads():
+    from pipeline.views.walk import page_bands
+
+    assert page_bands(70, row_height=18, pad=2) == [(0, 32 * 18 + 2, "rows 1-32"), (32 * 18, 32 * 18 + 2, "rows 33-64"),
+                                                    (64 * 18, 6 * 18 + 2, "rows 65-70")]
+
+
+def test_a_walk_of_one_block_pages_and_a_walk_in_blocks_is_shown_whole():
+    from pipeline.settings import Picture
+    from pipeline.views.walk import VIEW, WalkSettings
+
+    s = WalkSettings(picture=Picture(pad=2, scale=1), walk_steps=10, walk_range=(0.05, 0.95), walk_anchor="prior",
+                     order=tuple(range(40)), active_kl=0.01, latent_dim=40, samples=None)
+    assert [label for _, _, label in VIEW.pages(s, image_height=16, frame_height=2 + 40 * 18)] == \
+        ["rows 1-32", "rows 33-40"]
+    assert VIEW.pages(s, image_height=16, frame_height=2 * (16 + 2 + 40 * 18)) is None  # two condition blocks
+    few = WalkSettings(**{**s.__dict__, "order": tuple(range(32))})
+    assert VIEW.pages(few, image_height=16, frame_height=2 + 32 * 18) is None
+
+
+@pytest.fixture(scope="module")
+def paged_out(render, shapes16, make_tiny_vae, tmp_path_factory):
+    """Outputs of a 40-latent run: a walk of 40 rows (sorted by KL), two pages of it in the report."""
+    from pipeline.callback import CheckpointForViz
+
+    run_dir = tmp_path_factory.mktemp("paged") / "run"
+    make_tiny_vae(latent_dim=40).fit(shapes16[:64], epochs=2, batch_size=64, verbose=0,
+                                     callbacks=[CheckpointForViz(run_dir, shapes16[:64], n_samples=4)])
+    out = run_dir.parent / "o"
+    result = render(run_dir, "--out", out, "-j", 1)
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_the_report_shows_a_40_row_walk_in_pages_of_32_rows_and_a_button_turns_the_page(paged_out, open_page):
+    page, _ = open_page(paged_out / "index.html")
+    page.evaluate("document.querySelectorAll('img').forEach(i => i.loading = 'eager')")
+    page.wait_for_function("[...document.images].every(i => i.complete && i.naturalWidth > 0)")
+    buttons = page.locator("#pages-walk button")
+    assert buttons.all_inner_texts() == ["rows 1-32", "rows 33-40"]
+    frame = np.asarray(Image.open(paged_out / "walk" / "epoch_0002.png"))
+    row = (frame.shape[0] - 2) // 40  # pad 2, 40 rows
+
+    def shown_band():  # the frame's pixel rows the clip shows: [top, bottom)
+        img, clip = page.eval_on_selector("#frame-walk", "i => [i.getBoundingClientRect().toJSON(), "
+                                                         "i.parentElement.getBoundingClientRect().toJSON()]")
+        per_pixel = img["height"] / frame.shape[0]
+        return round((clip["top"] - img["top"]) / per_pixel), round((clip["bottom"] - img["top"]) / per_pixel)
+
+    assert shown_band() == (0, 32 * row + 2)
+    buttons.nth(1).click()
+    assert shown_band() == (32 * row, frame.shape[0])
+    assert buttons.nth(1).get_attribute("aria-pressed") == "true"

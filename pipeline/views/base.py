@@ -111,6 +111,10 @@ class View:
         """Return {name: bytes} of files it writes once per run beside its pictures (default none)."""
         return {}
 
+    def pages(self, s, *, image_height: int, frame_height: int) -> list[tuple[int, int, str]] | None:
+        """FRAME: return the bands (top, height in pixels, label) the report shows one at a time, or None."""
+        return None
+
     def animation_epoch(self, s) -> int:
         """ANIMATION: return the epoch of the checkpoint it animates."""
         raise NotImplementedError

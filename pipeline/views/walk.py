@@ -51,6 +51,16 @@ def walk_codes(latent_dim: int, *, steps: int = 10, lo: float = 0.05, hi: float 
     return codes.reshape(len(order) * steps, latent_dim).astype(np.float32)
 
 
+PAGE_ROWS = 32  # rows of a walk the report shows at a time: a 128-latent walk is 8,400 pixels tall at 64 px
+
+
+def page_bands(rows: int, *, row_height: int, pad: int, per_page: int = PAGE_ROWS) -> list[tuple[int, int, str]]:
+    """Return (top, height, label) of each page of `per_page` rows of a grid of `rows` rows: pixels, each band
+    holding its rows and the pad above and below them (see grid.tile), and `rows 1-32` (1-based)."""
+    return [(first * row_height, min(per_page, rows - first) * row_height + pad,
+             f"rows {first + 1}-{min(rows, first + per_page)}") for first in range(0, rows, per_page)]
+
+
 class Walk(View):
     name, title, kind, Settings = "walk", "Latent walk", FRAME, WalkSettings
     about = "one row per latent over standard-normal quantiles, the others held at the anchor"
@@ -76,6 +86,15 @@ class Walk(View):
         blocks = len(decoded) // (s.walk_steps * len(s.order))  # one per anchor
         labels, grays = row_labels(list(s.order) * blocks, inputs.kl, s.active_kl)
         return labelled_rows(shown(decoded, s.picture), s.walk_steps, labels, s.picture, grays)
+
+    def pages(self, s, *, image_height, frame_height):
+        """Pages of PAGE_ROWS rows, in the walk's order (by KL: active rows first), for a walk of one block of
+        more rows than that; a walk in blocks (posterior anchors, conditions) is shown whole."""
+        pad, rows = s.picture.pad, len(s.order)
+        row_height = image_height * s.picture.scale + pad
+        if rows <= PAGE_ROWS or frame_height != pad + rows * row_height:
+            return None
+        return page_bands(rows, row_height=row_height, pad=pad)
 
 
 VIEW = Walk()
