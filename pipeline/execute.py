@@ -166,13 +166,13 @@ def _samples(path: str | None, eval_path: str | None):
 
 
 def render_chunk(job: Job) -> list[dict]:
-    """Render a chunk of checkpoints; return one result per checkpoint (see frames.render_checkpoint)."""
-    from pipeline.frames import render_checkpoint
+    """Render a chunk of checkpoints; return one result per checkpoint (see frames.render_checkpoints)."""
+    from pipeline.frames import render_checkpoints
 
     cap_threads(job.threads)
     models = _models(job.run_dir, job.safe_mode, tuple(job.imports))
     samples = _samples(job.samples_path, job.eval_path)
-    return [render_checkpoint(models, samples, task, Path(job.out_dir)) for task in job.tasks]
+    return render_checkpoints(models, samples, job.tasks, Path(job.out_dir))
 
 
 def run_jobs(jobs: list[Job], *, n_jobs: int, backend: str = "loky", scheduler: str | None = None):

@@ -3,7 +3,8 @@
 `draw_checkpoint` is the pure part (a models object in, arrays out); it asks
 each view for its codes and hands each its share of one batched decode, so
 one checkpoint costs one encoder call and one decoder call whatever is drawn.
-`render_checkpoint` loads the checkpoint and writes what was drawn.
+`render_checkpoint` loads the checkpoint and writes what was drawn;
+`render_checkpoints` does so for several, drawing one while the next decodes.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pipeline.latents import analysis_summary, kl_per_dim, latent_stats, stats_f
 from pipeline.settings import Decoding
 from pipeline.views.base import ANALYSIS, ANIMATION, Inputs
 
-__all__ = ["encode", "draw_checkpoint", "render_checkpoint"]
+__all__ = ["encode", "decode_views", "draw_decoded", "draw_checkpoint", "render_checkpoint", "render_checkpoints"]
 
 
 def encode(models, samples: dict | None, *, analysis: bool = False) -> Inputs:
@@ -63,27 +64,40 @@ def _in_blocks(view, s, decoded: np.ndarray, inputs: Inputs, blocks: int, labels
     return grid.stack_labelled(drawings, labels)
 
 
+def decode_views(models, inputs: Inputs, work, decoding: Decoding = Decoding()) -> list:
+    """Return [(view, settings, its decoded images, blocks)] of the decoding views of [(view, settings)]: every
+    view's codes decoded in one batched call."""
+    decoding_views = [(view, s) for view, s in work if view.decodes]
+    parts = [_codes(view, s, inputs, decoding) for view, s in decoding_views]
+    if not parts:
+        return []
+    bounds = np.cumsum([0] + [len(codes) for codes, _, _ in parts])
+    conditions = None if parts[0][1] is None else np.concatenate([c for _, c, _ in parts])
+    images = models.decode(np.concatenate([codes for codes, _, _ in parts]), conditions, output=decoding.decoder_output)
+    return [(view, s, images[a:b], blocks)
+            for (view, s), (_, _, blocks), a, b in zip(decoding_views, parts, bounds[:-1], bounds[1:])]
+
+
+def draw_decoded(decoded: list, inputs: Inputs, work, decoding: Decoding = Decoding()) -> tuple[dict, int]:
+    """Return ({view name: its drawing}, count of NaN or Inf pixels decoded): `decoded` (see decode_views) drawn,
+    and the analyses of [(view, settings)] made. Numpy and Pillow only: no model is called."""
+    drawn, nonfinite = {}, 0
+    for view, s, images, blocks in decoded:
+        nonfinite += int(grid.nonfinite_mask(images).sum())
+        drawn[view.name] = _in_blocks(view, s, images, inputs, blocks, decoding.condition_labels)
+    for view, s in work:
+        if view.kind == ANALYSIS:
+            drawn[view.name] = view.analyze(s, inputs)
+    return drawn, nonfinite
+
+
 def draw_checkpoint(models, inputs: Inputs, work, decoding: Decoding = Decoding()) -> tuple[dict, int]:
     """Return ({view name: its drawing}, count of NaN or Inf pixels decoded) for [(view, settings)].
 
     A FRAME's drawing is a uint8 grid, an ANIMATION's a list of them, an
     ANALYSIS's a grid or a dict of numbers. All decoded in one batched call.
     """
-    decoding_views = [(view, s) for view, s in work if view.decodes]
-    parts = [_codes(view, s, inputs, decoding) for view, s in decoding_views]
-    drawn, nonfinite = {}, 0
-    if parts:
-        bounds = np.cumsum([0] + [len(codes) for codes, _, _ in parts])
-        conditions = None if parts[0][1] is None else np.concatenate([c for _, c, _ in parts])
-        images = models.decode(np.concatenate([codes for codes, _, _ in parts]), conditions,
-                               output=decoding.decoder_output)
-        nonfinite = int(grid.nonfinite_mask(images).sum())
-        for (view, s), (_, _, blocks), a, b in zip(decoding_views, parts, bounds[:-1], bounds[1:]):
-            drawn[view.name] = _in_blocks(view, s, images[a:b], inputs, blocks, decoding.condition_labels)
-    for view, s in work:
-        if view.kind == ANALYSIS:
-            drawn[view.name] = view.analyze(s, inputs)
-    return drawn, nonfinite
+    return draw_decoded(decode_views(models, inputs, work, decoding), inputs, work, decoding)
 
 
 def _write(view, s, drawing, out_dir: Path, epoch: int) -> str:
@@ -116,9 +130,46 @@ def render_checkpoint(models, samples: dict | None, task: tuple, out_dir: Path) 
     Returns {"epoch", "files": {name: manifest record}, "error": None or a reason,
     "warning": None or a message, "seconds"}. One bad checkpoint never raises.
     """
+    result, finish = _start_checkpoint(models, samples, task, out_dir)
+    finish()
+    return result
+
+
+def render_checkpoints(models, samples: dict | None, tasks, out_dir: Path) -> list[dict]:
+    """Return render_checkpoint's result for each task, each checkpoint's pictures drawn and written in a second
+    thread while the next checkpoint loads and decodes.
+
+    The model calls keep about one and a half of two cores busy (TensorFlow's threads wait on each other); the
+    drawing (numpy, Pillow's PNG encoder) releases the GIL and fills the rest. At most one checkpoint's drawing
+    waits, so memory holds two checkpoints' images; every file is written before this returns.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    results, pending = [], None
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="vaeviz-draw") as pool:
+        for task in tasks:
+            result, finish = _start_checkpoint(models, samples, task, out_dir)
+            if pending is not None:
+                pending.result()
+            pending = pool.submit(finish)
+            results.append(result)
+        if pending is not None:
+            pending.result()
+    return results
+
+
+def _start_checkpoint(models, samples: dict | None, task: tuple, out_dir: Path):
+    """Load, encode and decode a checkpoint (the model's part); return (its result, `finish()`: draw and write
+    its files into the result). Neither raises: a failure is the result's error."""
     epoch, path, stamp, work, stats, decoding = task
+    decoding = decoding or Decoding()
     started = time.perf_counter()
     result = {"epoch": epoch, "files": {}, "error": None, "warning": None}
+
+    def failed(err: Exception) -> None:  # one bad checkpoint must not stop the others
+        result["error"] = str(err) if isinstance(err, run.CheckpointError) else \
+            f"{Path(path).name}: {type(err).__name__}: {err}"
+
     try:
         models.load(Path(path))
         analysis = any(view.needs_analysis for view, _ in work) or bool(stats and stats.analysis_set)
@@ -126,16 +177,25 @@ def render_checkpoint(models, samples: dict | None, task: tuple, out_dir: Path) 
         if stats is not None:
             writers.write_json(out_dir / stats_file(epoch), _statistics(models, inputs, stats))
             result["files"][stats_file(epoch)] = plan.frame_record(stamp, stats)
-        drawn, nonfinite = draw_checkpoint(models, inputs, work, decoding or Decoding())
-        for view, s in work:
-            name = _write(view, s, drawn[view.name], out_dir, epoch)
-            result["files"][name] = plan.frame_record(stamp, s, decoding if view.decodes else None)
-        if nonfinite:
-            result["warning"] = (f"{nonfinite} pixels are NaN or Inf (the weights or codes are not finite); "
-                                 f"they are shown in red")
-    except run.CheckpointError as err:
-        result["error"] = str(err)
-    except Exception as err:  # one bad checkpoint must not stop the others
-        result["error"] = f"{Path(path).name}: {type(err).__name__}: {err}"
-    result["seconds"] = time.perf_counter() - started
-    return result
+        decoded = decode_views(models, inputs, work, decoding)
+    except Exception as err:
+        failed(err)
+        result["seconds"] = time.perf_counter() - started
+        return result, lambda: None
+    spent = time.perf_counter() - started
+
+    def finish() -> None:
+        begun = time.perf_counter()
+        try:
+            drawn, nonfinite = draw_decoded(decoded, inputs, work, decoding)
+            for view, s in work:
+                name = _write(view, s, drawn[view.name], out_dir, epoch)
+                result["files"][name] = plan.frame_record(stamp, s, decoding if view.decodes else None)
+            if nonfinite:
+                result["warning"] = (f"{nonfinite} pixels are NaN or Inf (the weights or codes are not finite); "
+                                     f"they are shown in red")
+        except Exception as err:
+            failed(err)
+        result["seconds"] = spent + time.perf_counter() - begun
+
+    return result, finish
