@@ -95,4 +95,7 @@ def test_the_beta_vae_scores_a_mig_clearly_above_its_codes_against_shuffled_fact
     assert final == pytest.approx(metrics.mig(codes, binned), abs=1e-6)  # the CSV holds the model's own MIG
     shuffled = metrics.mig(codes, np.random.default_rng(0).permutation(binned))
     print(f"MIG by epoch {[float(r[1]) for r in rows]}; against shuffled factors {shuffled:.4f}")
-    assert final > 0.05 and final > 5 * shuffled
+    # the property named: far above chance (the same codes against shuffled factors). The value itself follows the
+    # CPU's float arithmetic through 15 epochs: above 0.05 on the Intel machines this test was written on, 0.047 on
+    # an AMD EPYC (13x its shuffled 0.0035), with the code of the last landing too
+    assert final > 0.02 and final > 10 * shuffled

@@ -51,7 +51,7 @@ def walk_codes(latent_dim: int, *, steps: int = 10, lo: float = 0.05, hi: float 
     return codes.reshape(len(order) * steps, latent_dim).astype(np.float32)
 
 
-PAGE_ROWS = 32  # rows of a walk the report shows at a time: a 128-latent walk is 8,400 pixels tall at 64 px
+PAGE_ROWS = 32  # rows of a walk the report shows at a time: a 128-latent walk of 64 px images is 8,450 pixels tall
 
 
 def page_bands(rows: int, *, row_height: int, pad: int, per_page: int = PAGE_ROWS) -> list[tuple[int, int, str]]:
