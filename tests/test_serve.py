@@ -368,9 +368,13 @@ def test_the_command_prints_its_address_moves_off_a_busy_port_and_stops_on_ctrl_
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
+        # as a terminal starts it: with SIGINT's default action. A library earlier in the suite leaves SIGINT ignored
+        # in this process, a child inherits that (as a shell's background jobs do), and Python then installs no
+        # KeyboardInterrupt: the full suite's run waited 120 s here while the file alone passed
         child = subprocess.Popen([sys.executable, "-m", "pipeline.serve", str(served.run_dir), "--port", str(port)],
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                 env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+                                 env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+                                 preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         try:
             line = child.stdout.readline()  # the address, once it serves
             assert line.startswith(f"vaeviz explorer of {served.run_dir}: http://127.0.0.1:"), line
