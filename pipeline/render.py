@@ -451,7 +451,7 @@ def finish(source: Source, manifest: plan.Manifest, chosen, settings: RenderSett
     animated = [] if settings.animation.deferred else [view for view, _ in chosen if view.animated]
     summary.rebuilt += animate.build_animations(manifest, selected, animated, settings.animation, history,
                                                 force=force)
-    if settings.animation.tensorboard and animated:
+    if settings.animation.tensorboard and not settings.animation.deferred:
         summary.rebuilt += animate.write_tensorboard(manifest, selected, animated, history, force=force)
     if stats:
         writers.update_bytes(manifest.out_dir / latents.CSV, latents.csv_bytes(stats))

@@ -58,7 +58,7 @@ def _pages(manifest: plan.Manifest, view, s, frame: str, image_height: int) -> d
 
     try:
         with open(manifest.out_dir / frame, "rb") as f:
-            width, height = struct.unpack(">II", f.read(24)[16:24])  # the PNG's IHDR chunk
+            width, height = writers.png_size(f.read(24))
     except (OSError, struct.error):
         return {}
     bands = view.pages(s, image_height=image_height, frame_height=height)

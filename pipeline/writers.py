@@ -17,7 +17,7 @@ import numpy as np
 
 from pipeline.atomic import json_bytes, temp_path, update_bytes, write_bytes
 
-__all__ = ["write_png", "png_bytes", "read_png", "write_gif", "write_mp4", "write_tensorboard", "write_output",
+__all__ = ["write_png", "png_bytes", "png_size", "read_png", "write_gif", "write_mp4", "write_tensorboard", "write_output",
            "write_json", "update_json", "update_bytes"]
 
 # One events file under a fixed name, rewritten whole: a re-render never duplicates a step.
@@ -57,6 +57,13 @@ def png_bytes(grid: np.ndarray) -> bytes:
 def write_png(path: Path, grid: np.ndarray) -> None:
     """Write a uint8 grid (H, W, 1 or 3) as a PNG (no timestamps: same grid, same bytes)."""
     write_output(path, png_bytes(grid))
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    """Return (width, height) of a PNG from its first 24 bytes (the IHDR chunk)."""
+    import struct
+
+    return struct.unpack(">II", data[16:24])
 
 
 def read_png(path: Path) -> np.ndarray:
@@ -116,8 +123,6 @@ def write_tensorboard(folder: Path, *, images: dict, scalars: dict) -> None:
     """Write one TensorBoard events file: `images` {view: [(epoch, png path)]} as image
     summaries tagged vaeviz/<view>, and `scalars` {epoch: {name: value}} tagged history/<name>,
     each at step = epoch. No TensorFlow needed."""
-    import struct
-
     from tensorboard.compat.proto.event_pb2 import Event
     from tensorboard.compat.proto.summary_pb2 import Summary
     from tensorboard.summary.writer.record_writer import RecordWriter
@@ -129,7 +134,7 @@ def write_tensorboard(folder: Path, *, images: dict, scalars: dict) -> None:
     for view, items in images.items():
         for epoch, png in items:
             data = Path(png).read_bytes()
-            width, height = struct.unpack(">II", data[16:24])  # the PNG IHDR chunk
+            width, height = png_size(data)
             channels = {0: 1, 2: 3, 4: 2, 6: 4}.get(data[25], 3)
             value = Summary.Value(tag=f"vaeviz/{view}", image=Summary.Image(
                 height=height, width=width, colorspace=channels, encoded_image_string=data))
