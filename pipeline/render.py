@@ -547,13 +547,6 @@ def while_training(settings: RenderSettings, *, deferred: bool = False) -> Rende
                    animation=replace(settings.animation, deferred=deferred))
 
 
-def _finished(run_dir) -> bool:
-    try:
-        return bool(run.read_run(run_dir).get("finished", False))
-    except RunError:
-        return False
-
-
 def follow_run(run_dir, settings: RenderSettings = RenderSettings(), *, poll: float = 2.0,
                idle_timeout: float = 600.0, on_summary=lambda s: None, log=lambda msg: None, sleep=time.sleep,
                progress=None) -> list[Summary]:
@@ -568,7 +561,7 @@ def follow_run(run_dir, settings: RenderSettings = RenderSettings(), *, poll: fl
     """
     summaries, seen, last_new, final, summarized = [], None, time.monotonic(), False, None
     while True:
-        finished = _finished(run_dir)  # read first: a checkpoint listed after it is not later than the finish
+        finished = run.is_finished(run_dir)  # read first: a checkpoint listed after it is not later than the finish
         stamps = [c.stamp() for c in run.list_checkpoints(run_dir)]
         if stamps != seen or (finished and not final):
             if stamps != seen:

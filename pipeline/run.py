@@ -114,6 +114,14 @@ def read_run(run_dir: Path) -> dict:
     return info
 
 
+def is_finished(run_dir: Path) -> bool:
+    """Return whether run.json says the run finished training (False while it is missing or unreadable)."""
+    try:
+        return bool(read_run(run_dir).get("finished", False))
+    except RunError:
+        return False
+
+
 def _field_problems(info: dict) -> list[str]:
     """Return what is wrong with run.json's fields, each naming the key and the value received."""
     problems = []

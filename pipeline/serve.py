@@ -529,8 +529,29 @@ def screenshot(url: str, path: Path, *, size=(1100, 900), wait_ms: int = 20000) 
                         f"--screenshot={path}", url], check=True, capture_output=True, timeout=120)
 
 
+# How long `--wait` waits for a new checkpoint before it gives up on a run that stopped without finishing.
+WAIT_IDLE_S = 600.0
+
+
+def wait_for_finish(run_dir: Path, *, log, idle_timeout: float = WAIT_IDLE_S, poll: float = 0.5,
+                    sleep=time.sleep) -> None:
+    """Return once run.json says `run_dir` finished training (it may not exist yet); raise a ClickException
+    after `idle_timeout` seconds without a new checkpoint (a run that crashed never says it finished)."""
+    log(f"waiting for {run_dir} to finish training")
+    seen, last_new = None, time.monotonic()
+    while not run.is_finished(run_dir):
+        stamps = [c.stamp() for c in run.list_checkpoints(run_dir)]
+        if stamps != seen:
+            seen, last_new = stamps, time.monotonic()
+        elif time.monotonic() - last_new > idle_timeout:
+            raise click.ClickException(
+                f"{run_dir} has had no new checkpoint for {idle_timeout:g} s and its run.json does not say it "
+                f"finished: did its training stop? Serve it without --wait to see what it has.")
+        sleep(poll)
+
+
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535),
               help="Port to serve on; the next free one while it is in use; 0: any free port.")
 @click.option("--host", default="127.0.0.1", show_default=True,
@@ -540,9 +561,13 @@ def screenshot(url: str, path: Path, *, size=(1100, 900), wait_ms: int = 20000) 
                                          "unsafe", "imports"))
 @click.option("--screenshot", "screenshot_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Save a screenshot of the page (headless Chromium) with sample 0 chosen, then stop.")
+@click.option("--wait", is_flag=True,
+              help="Start while the run trains (or before its folder exists): load TensorFlow now, then serve, or "
+                   f"take the --screenshot, once run.json says it finished. Gives up after {WAIT_IDLE_S:g} s "
+                   "without a new checkpoint.")
 @click.option("--verbose", "-v", is_flag=True, help="Log every request; show tracebacks.")
 def main(run_dir, *, port, host, walk_range, channels, normalize, active_kl, condition_choice, unsafe, imports,
-         screenshot_path, verbose):
+         screenshot_path, wait, verbose):
     """Serve RUN_DIR's explorer: drag each latent and the epoch, and see the decoder draw it live.
 
     \b
@@ -550,7 +575,11 @@ def main(run_dir, *, port, host, walk_range, channels, normalize, active_kl, con
       python -m pipeline.serve checkpoints/demo                   # open the address it prints
       python -m pipeline.serve checkpoints/demo --port 0          # any free port
       python -m pipeline.serve checkpoints/cells --channels 0:magenta,1:green
+      python -m pipeline.serve checkpoints/demo --wait --screenshot explorer.png   # of the last epoch
     """
+    if not wait and not run_dir.is_dir():
+        raise click.BadParameter(f"Directory '{run_dir}' does not exist (--wait waits for a run still to come).",
+                                 param_hint="'RUN_DIR'")
     from pipeline.startup import import_keras
 
     os.environ[LEAN] = "1"  # Keras without what no decode uses (startup.py)
@@ -564,6 +593,8 @@ def main(run_dir, *, port, host, walk_range, channels, normalize, active_kl, con
             f"run's pictures (its decodes and samples).")
     with exit_codes(verbose):
         import_keras()
+        if wait:  # TensorFlow is loaded while the run trains: serving starts as soon as it finishes
+            wait_for_finish(run_dir, log=say)
         picture = Picture(channels=channels, normalize=normalize)
         with quietly():  # TensorFlow's device probing at the first op stays off the terminal
             explorer = Explorer(run_dir, walk_range=walk_range, picture=picture, active_kl=active_kl,

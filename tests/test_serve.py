@@ -401,3 +401,73 @@ def test_screenshot_saves_the_page_as_chromium_draws_it(served, tmp_path):
     picture = np.asarray(Image.open(tmp_path / "explorer.png").convert("L"))
     assert picture.shape == (900, 1100)
     assert len(np.unique(picture)) > 20  # drawn: sliders, pictures, samples, not a blank page
+
+
+def _finish_later(run_dir: Path, delay: float) -> threading.Thread:
+    """Start a thread that marks `run_dir` finished after `delay` seconds, as CheckpointForViz does at the end."""
+    def finish():
+        threading.Event().wait(delay)
+        run.write_run(run_dir, {**run.read_run(run_dir), "finished": True})
+
+    thread = threading.Thread(target=finish)
+    thread.start()
+    return thread
+
+
+def test_wait_returns_once_the_run_finishes_and_gives_up_on_a_run_that_stopped(tiny_run, tmp_path):
+    from click import ClickException
+
+    from pipeline.serve import wait_for_finish
+
+    run_dir, training = tmp_path / "run", tmp_path / "training"
+    shutil.copytree(tiny_run.run_dir, training)
+    run.write_run(training, {**run.read_run(training), "finished": False})
+    said = []
+    later = threading.Thread(target=lambda: (threading.Event().wait(0.3), training.rename(run_dir)))
+    later.start()  # the folder appears while it waits, training still going
+    finishing = None
+    try:
+        waited = threading.Thread(target=wait_for_finish, args=(run_dir,),
+                                  kwargs={"log": said.append, "poll": 0.05, "idle_timeout": 30})
+        waited.start()
+        later.join()
+        finishing = _finish_later(run_dir, 0.5)
+        waited.join(timeout=30)
+        assert not waited.is_alive() and run.is_finished(run_dir)
+        assert said == [f"waiting for {run_dir} to finish training"]
+    finally:
+        if finishing is not None:
+            finishing.join()
+    run.write_run(run_dir, {**run.read_run(run_dir), "finished": False})  # stopped: no checkpoint comes any more
+    with pytest.raises(ClickException, match="no new checkpoint for 0.3 s .* does not say it finished"):
+        wait_for_finish(run_dir, log=said.append, poll=0.05, idle_timeout=0.3)
+
+
+def test_screenshot_with_wait_shows_the_run_once_it_finished(tiny_run, tmp_path):
+    if not (shutil.which("chromium") or shutil.which("chromium-browser")):
+        pytest.skip("Debian's chromium is not installed")
+    from click.testing import CliRunner
+
+    from pipeline.serve import main
+
+    run_dir, shot = tmp_path / "run", tmp_path / "explorer.png"
+    shutil.copytree(tiny_run.run_dir, run_dir)
+    run.write_run(run_dir, {**run.read_run(run_dir), "finished": False})
+    finishing = _finish_later(run_dir, 3.0)  # longer than a screenshot takes here
+    try:
+        result = CliRunner().invoke(main, [str(run_dir), "--port", "0", "--wait", "--screenshot", str(shot)])
+    finally:
+        finishing.join()
+    assert result.exit_code == 0, result.output
+    assert f"waiting for {run_dir} to finish training" in result.output
+    assert shot.is_file() and shot.stat().st_mtime_ns >= (run_dir / run.RUN_JSON).stat().st_mtime_ns
+
+
+def test_a_missing_run_directory_is_refused_unless_waited_for(tmp_path):
+    from click.testing import CliRunner
+
+    from pipeline.serve import main
+
+    result = CliRunner().invoke(main, [str(tmp_path / "nothing")])
+    assert result.exit_code == 2
+    assert "does not exist" in result.output and "--wait" in result.output
