@@ -18,6 +18,7 @@ the minima (the least disturbed runs on a shared machine).
    10. adopting ModelCheckpoint files (pipeline.adopt): seconds per checkpoint, beside Keras' own load
    11. research-size models (64x64 RGB, 64 and 128 latents): render against its floor, 200 and 1,000 checkpoints
    12. the explorer (pipeline.serve) in Chromium: latent and epoch sliders, 10 clients at once (bench/serving.py)
+   13. `make demo`'s wall time after install, beside its training alone (bench/demotime.py; retrains checkpoints/demo)
 
 --quick runs tiny sizes (under two minutes) to check that it all works; its
 figures mean little and it writes no RESULTS.md unless given --results.
@@ -42,19 +43,19 @@ FULL = {"size": 32, "latent_dim": 8, "filters": 16, "images": 4096, "batch": 64,
         "s2_rounds": 12, "s2_orig_rounds": 3, "s3_checkpoints": 60, "s3_rounds": 2,
         "s4_checkpoints": 200, "s4_reps": 7, "s5_checkpoints": 200, "s7_rounds": 3, "s7_views_rounds": 2,
         "s8_checkpoints": 1000, "s9_reps": 2, "s10_checkpoints": 20, "s10_rounds": 3,
-        "s11_checkpoints": 20, "s11_rounds": 3, "s11_long": 200}
+        "s11_checkpoints": 20, "s11_rounds": 3, "s11_long": 200, "s13_rounds": 3}
 QUICK = {"size": 16, "latent_dim": 3, "filters": 4, "images": 256, "batch": 64, "epochs": 3, "rounds": 2,
          "s2_rounds": 3, "s2_orig_rounds": 2, "s3_checkpoints": 40, "s3_rounds": 1,
          "s4_checkpoints": 40, "s4_reps": 3, "s5_checkpoints": 40, "s7_rounds": 1, "s7_views_rounds": 1,
          "s8_checkpoints": 120, "s9_reps": 1, "s10_checkpoints": 3, "s10_rounds": 1,
-         "s11_checkpoints": 3, "s11_rounds": 1, "s11_long": 4}
+         "s11_checkpoints": 3, "s11_rounds": 1, "s11_long": 4, "s13_rounds": 0}
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="tiny sizes: check that the benchmark runs")
-    parser.add_argument("--sections", default="1,2,3,4,5,6,7,8,9,10,11,12", help="which sections to run, e.g. `2,3`")
+    parser.add_argument("--sections", default="1,2,3,4,5,6,7,8,9,10,11,12,13", help="which sections to run, e.g. `2,3`")
     parser.add_argument("--results", type=Path, help="markdown file to write [full: bench/RESULTS.md; quick: none]")
     parser.add_argument("--work", type=Path, help="scratch folder (kept) [default: a temporary folder, removed]")
     args = parser.parse_args(argv)
@@ -67,6 +68,7 @@ def main(argv=None) -> int:
     import adopting
     import backends
     import demo
+    import demotime
     import training
     import rendering
     import research
@@ -111,7 +113,7 @@ def main(argv=None) -> int:
             loads.append(("after 6", load_average()))
         for number, fn in ((7, demo.end_to_end), (8, demo.long_run), (9, demo.analyses_and_backends),
                            (10, adopting.adopt_files), (11, research.research_scale),
-                           (12, serving.explore)):
+                           (12, serving.explore), (13, demotime.demo_time)):
             if number in sections_wanted:
                 sections.append(_timed(fn, p, work, log))
                 loads.append((f"after {number}", load_average()))
@@ -149,7 +151,8 @@ def _timed(fn, *args):
                  "end_to_end": "7. The demo model end to end", "long_run": "8. A long run",
                  "analyses_and_backends": "9. The analyses' cost, and rendering on Keras' JAX backend",
                  "adopt_files": "10. Adopting ModelCheckpoint files",
-                 "research_scale": "11. Research-size models", "explore": "12. The explorer"}
+                 "research_scale": "11. Research-size models", "explore": "12. The explorer",
+                 "demo_time": "13. make demo's wall time"}
         section = Section(f"{title.get(fn.__name__, fn.__name__)} (failed)")
         section.notes.append(f"This section failed: {type(err).__name__}: {str(err)[-1500:]}")
         section.goals.append(Goal(section.title, "n/a", "runs", False, "failed"))
