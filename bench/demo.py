@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -25,18 +24,12 @@ import numpy as np
 from pipeline import run
 from pipeline.startup import LEAN, UNUSED
 from rendering import RENDER, make_run
-from util import REPO, Goal, Section, Table, interleaved, ms, s, summary, timed_run
+from util import REPO, Goal, Section, Table, interleaved, makefile, ms, s, summary, timed_run
 
 DEMO = {"size": 32, "latent_dim": 8, "filters": 16}  # the model `make demo` trains (Makefile: DEMO_TRAIN)
 
 
-def _makefile(name: str) -> str:
-    """Return the value of `NAME ?= value` in the Makefile (what `make demo` uses)."""
-    found = re.search(rf"^{name}\s*\??=\s*(.*)$", (REPO / "Makefile").read_text(), re.M)
-    return found.group(1).strip()
-
-
-DEMO_VIEWS = _makefile("DEMO_VIEWS")  # every view `make demo` renders: the analyses too
+DEMO_VIEWS = makefile("DEMO_VIEWS")  # every view `make demo` renders: the analyses too
 
 
 def demo_runs(work: Path, counts=(20, 100)) -> dict[int, Path]:
@@ -45,7 +38,7 @@ def demo_runs(work: Path, counts=(20, 100)) -> dict[int, Path]:
     base = work / "demo_base"
     if not (base / run.RUN_JSON).is_file():
         shutil.rmtree(base, ignore_errors=True)
-        timed_run([sys.executable, "-m", "pipeline.train", *_makefile("DEMO_TRAIN").split(), "--run", str(base),
+        timed_run([sys.executable, "-m", "pipeline.train", *makefile("DEMO_TRAIN").split(), "--run", str(base),
                    "--epochs", "1"])
     found = {}
     for n in counts:

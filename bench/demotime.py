@@ -17,14 +17,9 @@ import subprocess
 import time
 from pathlib import Path
 
-from util import QUIET_ENV, REPO, Goal, Section, Table, interleaved, s, summary
+from util import QUIET_ENV, REPO, Goal, Section, Table, interleaved, makefile, s, summary
 
 GOAL_S = 120.0  # issue 19: a fresh clone's make demo, after install, on this two-core machine
-
-
-def _makefile(name: str) -> str:
-    """Return the value of `NAME ?= value` in the Makefile."""
-    return re.search(rf"^{name}\s*\?=\s*(.*)$", (REPO / "Makefile").read_text(), re.M).group(1).strip()
 
 
 def _children_cpu() -> float:
@@ -53,8 +48,8 @@ def _train_alone(work: Path) -> tuple[float, float]:
     """Return (wall, CPU seconds) of make demo's training command alone, into a scratch run directory."""
     run_dir = work / "s13_train_alone"
     shutil.rmtree(run_dir, ignore_errors=True)
-    cmd = [str(REPO / ".venv" / "bin" / "python"), "-m", "pipeline.train", *_makefile("DEMO_TRAIN").split(),
-           "--run", str(run_dir), "--epochs", _makefile("DEMO_EPOCHS"), "--beta", _makefile("DEMO_BETA")]
+    cmd = [str(REPO / ".venv" / "bin" / "python"), "-m", "pipeline.train", *makefile("DEMO_TRAIN").split(),
+           "--run", str(run_dir), "--epochs", makefile("DEMO_EPOCHS"), "--beta", makefile("DEMO_BETA")]
     wall, cpu, _ = _timed(cmd, cwd=REPO)
     return wall, cpu
 
@@ -74,7 +69,7 @@ def demo_time(p: dict, work: Path, log) -> Section:
         table.add(config, st["n"], s(st["min"]), s(st["median"]), s(st["max"]),
                   f"{summary(cpu for _, cpu in values)['median']:.0f}")
     demo, floor = (summary(wall for wall, _ in runs[c]) for c in runs)
-    section.tables.append((f"`make demo` (`DEMO_TRAIN = {_makefile('DEMO_TRAIN')}`, 20 epochs, nine views), its "
+    section.tables.append((f"`make demo` (`DEMO_TRAIN = {makefile('DEMO_TRAIN')}`, 20 epochs, nine views), its "
                            f"own `make demo took N s`, interleaved with its training command alone", table))
     section.notes.append(f"make demo / training alone, medians: {demo['median'] / floor['median']:.2f} "
                          f"({demo['median'] - floor['median']:.0f} s: the follower's and the explorer's share of "

@@ -20,6 +20,11 @@ REPO = Path(__file__).resolve().parents[1]
 QUIET_ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
 
 
+def makefile(name: str) -> str:
+    """Return the value of `NAME ?= value` (or `NAME = value`) in the Makefile: what `make demo` uses."""
+    return re.search(rf"^{name}\s*\??=\s*(.*)$", (REPO / "Makefile").read_text(), re.M).group(1).strip()
+
+
 def interleaved(names: list[str], rounds: int) -> list[str]:
     """Return `names` forwards, then backwards, `rounds` times: A B C C B A A B C ...
 
