@@ -161,7 +161,8 @@ def render_checkpoints(models, samples: dict | None, tasks, out_dir: Path) -> li
 def _start_checkpoint(models, samples: dict | None, task: tuple, out_dir: Path):
     """Load, encode and decode a checkpoint (the model's part); return (its result, `finish()`: draw and write
     its files into the result). Neither raises: a failure is the result's error."""
-    epoch, path, stamp, work, stats, decoding = task  # decoding None: as Decoding() draws, recorded as None
+    epoch, path, stamp, work, stats, decoding = task
+    drawn_as = decoding or Decoding()  # a task's None draws as Decoding() and is recorded as None
     started = time.perf_counter()
     result = {"epoch": epoch, "files": {}, "error": None, "warning": None}
 
@@ -176,7 +177,7 @@ def _start_checkpoint(models, samples: dict | None, task: tuple, out_dir: Path):
         if stats is not None:
             writers.write_json(out_dir / stats_file(epoch), _statistics(models, inputs, stats))
             result["files"][stats_file(epoch)] = plan.frame_record(stamp, stats)
-        decoded = decode_views(models, inputs, work, decoding or Decoding())
+        decoded = decode_views(models, inputs, work, drawn_as)
     except Exception as err:
         failed(err)
         result["seconds"] = time.perf_counter() - started
@@ -186,7 +187,7 @@ def _start_checkpoint(models, samples: dict | None, task: tuple, out_dir: Path):
     def finish() -> None:
         begun = time.perf_counter()
         try:
-            drawn, nonfinite = draw_decoded(decoded, inputs, work, decoding or Decoding())
+            drawn, nonfinite = draw_decoded(decoded, inputs, work, drawn_as)
             for view, s in work:
                 name = _write(view, s, drawn[view.name], out_dir, epoch)
                 result["files"][name] = plan.frame_record(stamp, s, decoding if view.decodes else None)

@@ -442,17 +442,17 @@ def finish(source: Source, manifest: plan.Manifest, chosen, settings: RenderSett
     for view, s in chosen:
         for name, data in view.run_files(s).items():
             writers.update_bytes(manifest.out_dir / name, data)
-        if settings.animation.deferred:
-            continue
-        if view.kind == RUN_PICTURE:
-            summary.rebuilt += _run_picture(manifest, view, s, stats, force=force)
-        if view.summary_files:
-            summary.rebuilt += _collected(manifest, view, s, selected, force=force)
-    animated = [] if settings.animation.deferred else [view for view, _ in chosen if view.animated]
-    summary.rebuilt += animate.build_animations(manifest, selected, animated, settings.animation, history,
-                                                force=force)
-    if settings.animation.tensorboard and not settings.animation.deferred:
-        summary.rebuilt += animate.write_tensorboard(manifest, selected, animated, history, force=force)
+    if not settings.animation.deferred:  # a --follow pass while the run trains leaves these to a later pass
+        for view, s in chosen:
+            if view.kind == RUN_PICTURE:
+                summary.rebuilt += _run_picture(manifest, view, s, stats, force=force)
+            if view.summary_files:
+                summary.rebuilt += _collected(manifest, view, s, selected, force=force)
+        animated = [view for view, _ in chosen if view.animated]
+        summary.rebuilt += animate.build_animations(manifest, selected, animated, settings.animation, history,
+                                                    force=force)
+        if settings.animation.tensorboard:
+            summary.rebuilt += animate.write_tensorboard(manifest, selected, animated, history, force=force)
     if stats:
         writers.update_bytes(manifest.out_dir / latents.CSV, latents.csv_bytes(stats))
     write_report(manifest, source=source, chosen=chosen, settings=settings, picture=facts.picture, history=history)

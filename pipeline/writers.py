@@ -17,8 +17,8 @@ import numpy as np
 
 from pipeline.atomic import json_bytes, temp_path, update_bytes, write_bytes
 
-__all__ = ["write_png", "png_bytes", "png_size", "read_png", "write_gif", "write_mp4", "write_tensorboard", "write_output",
-           "write_json", "update_json", "update_bytes"]
+__all__ = ["write_png", "png_bytes", "png_size", "read_png", "write_gif", "write_mp4", "write_tensorboard",
+           "write_output", "write_json", "update_json", "update_bytes"]
 
 # One events file under a fixed name, rewritten whole: a re-render never duplicates a step.
 TENSORBOARD_EVENTS = "events.out.tfevents.vaeviz"
